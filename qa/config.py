@@ -33,7 +33,12 @@ class Config:
     sparse_weight: float = 1.0
     # --- answering ---
     reader_passages: int = 5  # fused passages the reader reads
+    reader_spans_per_passage: int = 5
     max_answer_tokens: int = 30
+    # Logistic calibration of answer confidence over qa.answer.FEATURES (margin, log_prob, dense,
+    # log_rank), fitted by bench/calibrate.py on SQuAD dev (open setting + unanswerable variant).
+    calibration_weights: tuple[float, ...] = (0.5, 0.3, 2.0, -0.5)
+    calibration_bias: float = -1.0
     abstain_threshold: float = 0.35  # abstain when the best answer's confidence is below this
     max_question_chars: int = 1000
 

@@ -1,0 +1,57 @@
+"""qa: short answers with their sources from a folder of articles.
+
+    from qa import Retriever, build_index
+    build_index("seeds", "index")
+    res = Retriever.load("index").ask("Who backed the rebels?")
+    res.answers[0].text, res.answers[0].confidence, res.answers[0].sources[0].doc_id
+
+Importing qa loads no model; models load lazily on first use.
+"""
+
+from qa.config import DEFAULT_CONFIG, Config
+from qa.errors import (
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    IngestError,
+    ModelLoadError,
+    QAError,
+)
+from qa.types import Answer, Document, Hit, Paragraph, Passage, Response, Source
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Answer",
+    "Config",
+    "DEFAULT_CONFIG",
+    "Document",
+    "Hit",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "IndexNotFoundError",
+    "IngestError",
+    "ModelLoadError",
+    "Paragraph",
+    "Passage",
+    "QAError",
+    "Response",
+    "Retriever",
+    "Source",
+    "build_index",
+    "index_status",
+    "__version__",
+]
+
+
+def __getattr__(name: str):
+    # Retriever and build_index pull in numpy/faiss; import them on first use so `import qa` stays cheap.
+    if name == "Retriever":
+        from qa.retrieve import Retriever
+
+        return Retriever
+    if name in ("build_index", "index_status"):
+        from qa import build
+
+        return getattr(build, name)
+    raise AttributeError(f"module 'qa' has no attribute {name!r}")

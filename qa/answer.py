@@ -1,0 +1,160 @@
+"""The answer stage: short spans from the reader, calibrated confidence, grouping, abstention, conflicts.
+
+Confidence is a logistic model over a few features of each candidate span (the reader's span-vs-no-answer
+margin, its span probability, the passage's dense similarity and fused rank). Its weights are fitted on
+SQuAD dev questions in the open setting plus their unanswerable variant (bench/calibrate.py) and stored in
+Config, so that "0.8" means right about 80% of the time. Below Config.abstain_threshold we abstain.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from qa.config import Config
+from qa.metrics import normalize_answer
+from qa.reader import Reader, Span
+from qa.types import Answer, Hit, Source
+
+FEATURES = ("margin", "log_prob", "dense", "log_rank")
+
+_NUMBER_WORDS = {
+    w: i for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+        "sixteen seventeen eighteen nineteen twenty".split()
+    )
+}
+_NUMBER = re.compile(r"\d[\d,.]*")
+
+
+def span_features(span: Span, null_score: float, hit: Hit, rank: int) -> dict[str, float]:
+    return {
+        "margin": span.score - null_score,
+        "log_prob": math.log(max(span.prob, 1e-9)),
+        "dense": hit.scores.get("dense", 0.0),
+        "log_rank": math.log(rank),
+    }
+
+
+def calibrated_confidence(features: dict[str, float], config: Config) -> float:
+    weights = config.calibration_weights
+    z = config.calibration_bias + sum(w * features[name] for name, w in zip(FEATURES, weights))
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+def _fold(token: str) -> str:
+    """Spelling-variant key: "hizbollah"/"hezbollah" and "qusair"/"qusayr" meet; plurals fold to singular."""
+    if token.isdigit() or len(token) < 4:
+        return token
+    token = token.replace("y", "i")
+    if token.endswith("s") and not token.endswith("ss"):
+        token = token[:-1]
+    skeleton = token[0] + re.sub(r"[aeiou]", "", token[1:])
+    return re.sub(r"(.)\1+", r"\1", skeleton)
+
+
+def answer_key(text: str) -> str:
+    """Grouping key for equal answers ("18-day" ~ "18 days", "Hezbollah" = "Hizbollah")."""
+    text = re.sub(r"(?<=\d),(?=\d{3})", "", text.replace("-", " "))
+    return " ".join(_fold(t) for t in normalize_answer(text).split())
+
+
+def numeric_values(text: str) -> set[float]:
+    """Numbers stated in an answer (digits or number words), for telling disagreeing answers apart."""
+    values = set()
+    for m in _NUMBER.finditer(text):
+        digits = m.group().replace(",", "").rstrip(".")
+        try:
+            values.add(float(digits))
+        except ValueError:
+            continue
+    for word in normalize_answer(text).split():
+        if word in _NUMBER_WORDS:
+            values.add(float(_NUMBER_WORDS[word]))
+    return values
+
+
+@dataclass
+class _Group:
+    text: str
+    confidence: float
+    features: dict[str, float]
+    sources: list[Source] = field(default_factory=list)
+
+
+def _source(hit: Hit, span: Span) -> Source:
+    p = hit.passage
+    return Source(p.doc_id, p.title, p.passage_id, p.text, span.start, span.end,
+                  p.start + span.start, p.start + span.end)
+
+
+def answer_from_hits(
+    question: str, hits: list[Hit], reader: Reader, config: Config, k: int
+) -> tuple[list[Answer], bool, bool]:
+    """Read the hits, score candidate spans, group equal answers, abstain or flag conflicts.
+
+    Returns (answers best first, abstained, conflict).
+    """
+    if not hits:
+        return [], True, False
+    readings = reader.read(question, [h.passage.text for h in hits], top_n=config.reader_spans_per_passage)
+    candidates: list[tuple[float, dict[str, float], Hit, Span]] = []
+    for rank, (hit, reading) in enumerate(zip(hits, readings), start=1):
+        for span in reading.spans:
+            feats = span_features(span, reading.null_score, hit, rank)
+            candidates.append((calibrated_confidence(feats, config), feats, hit, span))
+    candidates.sort(key=lambda c: -c[0])
+
+    groups: dict[str, _Group] = {}
+    taken: list[tuple[str, int, int]] = []  # (doc_id, start, end) already used by a better span
+    for conf, feats, hit, span in candidates:
+        src = _source(hit, span)
+        overlaps = [
+            (d, s, e) for d, s, e in taken if d == src.doc_id and s < src.doc_end and src.doc_start < e
+        ]
+        if any((s, e) != (src.doc_start, src.doc_end) for _, s, e in overlaps):
+            continue  # a sub- or super-span of a better answer at the same place in the same article
+        taken.append((src.doc_id, src.doc_start, src.doc_end))
+        key = answer_key(span.text)
+        if not key:
+            continue
+        group = groups.get(key)
+        if group is None:
+            groups[key] = _Group(span.text, conf, feats, [src])
+        elif all((s.doc_id, s.doc_start) != (src.doc_id, src.doc_start) for s in group.sources):
+            group.sources.append(src)
+
+    ranked = sorted(groups.values(), key=lambda g: -g.confidence)
+    if not ranked or ranked[0].confidence < config.abstain_threshold:
+        return [], True, False
+
+    confident = [g for g in ranked if g.confidence >= config.abstain_threshold]
+    conflicts = _conflicts(confident)
+    chosen = ranked[:k]
+    for i in sorted({i for pair in conflicts for i in pair}):
+        if confident[i] not in chosen:
+            chosen.append(confident[i])
+    index_of = {id(g): n for n, g in enumerate(chosen)}
+    answers = []
+    for g in chosen:
+        partners = tuple(
+            sorted(index_of[id(confident[b if confident[a] is g else a])] for a, b in conflicts
+                   if g is confident[a] or g is confident[b])
+        )
+        answers.append(Answer(g.text, round(g.confidence, 4), tuple(g.sources),
+                              {**g.features, "confidence": g.confidence}, partners))
+    return answers, False, bool(conflicts)
+
+
+def _conflicts(groups: list[_Group]) -> list[tuple[int, int]]:
+    """Pairs of confident answers from different articles that state different quantities."""
+    pairs = []
+    for a in range(len(groups)):
+        for b in range(a + 1, len(groups)):
+            va, vb = numeric_values(groups[a].text), numeric_values(groups[b].text)
+            docs_a = {s.doc_id for s in groups[a].sources}
+            docs_b = {s.doc_id for s in groups[b].sources}
+            if va and vb and not (va & vb) and not (docs_a & docs_b):
+                pairs.append((a, b))
+    return pairs

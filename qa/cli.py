@@ -1,0 +1,151 @@
+"""The `qa` command: build, ask, check, serve (and eval, see qa.evaluate)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from qa.config import DEFAULT_CONFIG, Config
+from qa.errors import QAError
+
+log = logging.getLogger("qa")
+
+EXAMPLES = """examples:
+  qa build                                  # index seeds/ into index/ (incremental)
+  qa ask "Who backed the rebels?"           # short answers with their sources
+  qa ask "Who backed the rebels?" --json    # the full response as JSON
+  qa check                                  # verify the index files and manifest
+  qa serve --port 7860                      # the web UI on http://127.0.0.1:7860
+"""
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("settings (defaults from qa.config.Config)")
+    g.add_argument("--reader-passages", type=int, help=f"passages read per question ({DEFAULT_CONFIG.reader_passages})")
+    g.add_argument("--abstain-threshold", type=float,
+                   help=f"abstain below this confidence ({DEFAULT_CONFIG.abstain_threshold})")
+    g.add_argument("--rrf-k", type=int, help=f"reciprocal rank fusion constant ({DEFAULT_CONFIG.rrf_k})")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    overrides = {
+        name: getattr(args, name, None)
+        for name in ("reader_passages", "abstain_threshold", "rrf_k", "strict", "max_file_bytes")
+    }
+    return DEFAULT_CONFIG.with_overrides(**overrides)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="qa", description="Answers questions from a folder of articles, with sources.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    b = sub.add_parser("build", help="build or update the index from the article files",
+                       description="Build the index incrementally: only added or changed files are embedded.")
+    b.add_argument("--seeds", default="seeds", help="articles folder (.txt/.md) or a .jsonl corpus (default: seeds)")
+    b.add_argument("--index", default="index", help="index directory (default: index)")
+    b.add_argument("--strict", action="store_true", default=None, help="fail on an unreadable file instead of skipping it")
+    b.add_argument("--max-file-bytes", type=int, help=f"skip larger files ({DEFAULT_CONFIG.max_file_bytes})")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    a = sub.add_parser("ask", help="answer a question from the index",
+                       description="Print short answers with confidence and sources, or say there is no answer.")
+    a.add_argument("question")
+    a.add_argument("--index", default="index", help="index directory (default: index)")
+    a.add_argument("-k", type=int, default=3, help="number of answers (default: 3)")
+    a.add_argument("--json", action="store_true", help="print the full response as JSON")
+    _add_config_flags(a)
+
+    c = sub.add_parser("check", help="verify an index (checksums, manifest, counts)")
+    c.add_argument("--index", default="index", help="index directory (default: index)")
+
+    s = sub.add_parser("serve", help="start the web UI (builds the index first if missing or stale)")
+    s.add_argument("--seeds", default="seeds", help="articles folder the app serves (default: seeds)")
+    s.add_argument("--index", default="index", help="index directory (default: index)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    s.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    return p
+
+
+def _print_response(res, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(res.to_dict(), ensure_ascii=False, indent=2))
+        return
+    if res.notice:
+        print(f"note: {res.notice}")
+    if res.abstained:
+        print("No answer: the articles do not answer this. Closest passages:")
+        for hit in res.passages[:3]:
+            print(f"  - {hit.passage.title} ({hit.passage.doc_id}): {hit.passage.text[:160]}…")
+        return
+    if res.conflict:
+        print("Sources disagree:")
+    for i, ans in enumerate(res.answers, start=1):
+        flag = "  [conflicts]" if ans.conflicts_with else ""
+        print(f"{i}. {ans.text}  (confidence {ans.confidence:.2f}){flag}")
+        for src in ans.sources:
+            print(f"     {src.title} — {src.doc_id} [{src.doc_start}:{src.doc_end}]")
+    print(f"({res.timings_ms.get('total', 0):.0f} ms)")
+
+
+def _load_app():
+    """The web UI is the repository's app.py (a thin Gradio layer over this package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "app.py"
+    if not path.exists():
+        raise QAError(f"app.py not found at {path}: `qa serve` runs from a checkout of the qa repository.")
+    spec = importlib.util.spec_from_file_location("qa_app", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "build":
+            from qa.build import build_index
+
+            report = build_index(args.seeds, args.index, _config(args), progress=not args.no_progress)
+            for skipped in report.skipped:
+                print(f"skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+            print(report.summary())
+        elif args.command == "ask":
+            from qa.retrieve import Retriever
+
+            res = Retriever.load(args.index, _config(args)).ask(args.question, k=args.k)
+            _print_response(res, args.json)
+        elif args.command == "check":
+            from qa.store import verify_index
+
+            problems = verify_index(Path(args.index), DEFAULT_CONFIG)
+            for problem in problems:
+                print(f"problem: {problem}")
+            if problems:
+                print("Run `qa build` to repair the index.")
+                return 1
+            print(f"{args.index}: OK")
+        elif args.command == "serve":
+            app = _load_app()
+            return app.main(["--seeds", args.seeds, "--index", args.index,
+                             "--host", args.host, "--port", str(args.port)])
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except QAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

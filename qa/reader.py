@@ -1,0 +1,171 @@
+"""Extractive reader: finds the answer span of a question in passages, with a no-answer score.
+
+The model is our own MiniLM fine-tuned for span extraction (training/train_reader.py), shipped in
+qa/models/reader/ as int8 ONNX and run with ONNX Runtime: no torch at question time. Long passages are read
+in overlapping token windows; all windows of all passages go through the model in one batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from qa.errors import ModelLoadError
+
+READER_DIR = Path(__file__).resolve().parent / "models" / "reader"
+CLS_ID, SEP_ID, PAD_ID = 101, 102, 0
+MAX_QUESTION_TOKENS = 40
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int  # character offsets into the passage text
+    end: int
+    text: str
+    score: float  # start logit + end logit
+    prob: float  # softmax(start) * softmax(end) within its window, [CLS] included
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the reader found in one passage: its best spans and how strongly it says "no answer"."""
+
+    spans: list[Span]  # best first
+    null_score: float  # start + end logit of [CLS], the lowest over the passage's windows
+    null_prob: float  # probability mass on [CLS] in the window with the best span
+
+
+class Reader(Protocol):
+    def read(self, question: str, passages: list[str], top_n: int = 3) -> list[Reading]: ...
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    m = x.max()
+    return x - m - np.log(np.exp(x - m).sum())
+
+
+class OnnxReader:
+    """The shipped reader. Construct with `load_reader()`, which caches one instance per directory."""
+
+    def __init__(self, model_dir: Path = READER_DIR, threads: int | None = None, stride: int = 64,
+                 max_answer_tokens: int = 30) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        meta_path = model_dir / "reader.json"
+        if not meta_path.exists():
+            raise ModelLoadError(
+                f"No reader model at {model_dir} (reader.json missing). Reinstall qa from the repository "
+                "(`pip install -e .`) or train one with training/train_reader.py and export_reader.py."
+            )
+        self.meta = json.loads(meta_path.read_text())
+        for name in ("reader.onnx", "tokenizer.json"):
+            expected = self.meta["sha256"][name]
+            actual = _sha256(model_dir / name)
+            if actual != expected:
+                raise ModelLoadError(
+                    f"Reader file {model_dir / name} is corrupt (sha256 {actual[:12]}…, expected "
+                    f"{expected[:12]}…). Restore it with `git checkout -- {model_dir}` or re-export it."
+                )
+        self.max_len = int(self.meta["max_len"])
+        self.stride = stride
+        self.max_answer_tokens = max_answer_tokens
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(model_dir / "reader.onnx"), opts, providers=["CPUExecutionProvider"]
+        )
+
+    def _windows(self, q_ids: list[int], n_ctx: int) -> list[tuple[int, int]]:
+        budget = self.max_len - len(q_ids) - 3
+        spans, lo = [], 0
+        while True:
+            hi = min(n_ctx, lo + budget)
+            spans.append((lo, hi))
+            if hi >= n_ctx:
+                return spans
+            lo = hi - self.stride if hi - self.stride > lo else hi
+
+    def read(self, question: str, passages: list[str], top_n: int = 3, batch_size: int = 32) -> list[Reading]:
+        if not passages:
+            return []
+        q_ids = self.tokenizer.encode(question, add_special_tokens=False).ids[:MAX_QUESTION_TOKENS]
+        encs = self.tokenizer.encode_batch(passages, add_special_tokens=False)
+        rows: list[tuple[int, int, int]] = []  # (passage index, window lo, window hi)
+        for p, enc in enumerate(encs):
+            rows += [(p, lo, hi) for lo, hi in self._windows(q_ids, len(enc.ids))]
+        head = [CLS_ID, *q_ids, SEP_ID]
+        logits: list[tuple[np.ndarray, np.ndarray]] = []
+        for b in range(0, len(rows), batch_size):
+            chunk = rows[b : b + batch_size]
+            seqs = [head + encs[p].ids[lo:hi] + [SEP_ID] for p, lo, hi in chunk]
+            n = max(len(s) for s in seqs)
+            ids = np.full((len(seqs), n), PAD_ID, dtype=np.int64)
+            mask = np.zeros_like(ids)
+            types = np.zeros_like(ids)
+            for i, s in enumerate(seqs):
+                ids[i, : len(s)] = s
+                mask[i, : len(s)] = 1
+                types[i, len(head) : len(s)] = 1
+            start, end = self.session.run(
+                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            )
+            logits += [(start[i, : len(s)], end[i, : len(s)]) for i, s in enumerate(seqs)]
+
+        per_passage: list[list[Span]] = [[] for _ in passages]
+        null_scores = [float("inf")] * len(passages)
+        best_null_prob = [1.0] * len(passages)
+        best_span_score = [-float("inf")] * len(passages)
+        offset = len(head)
+        for (p, lo, hi), (s_log, e_log) in zip(rows, logits):
+            null_scores[p] = min(null_scores[p], float(s_log[0] + e_log[0]))
+            s_lp, e_lp = _log_softmax(s_log), _log_softmax(e_log)
+            ctx_s, ctx_e = s_log[offset : offset + hi - lo], e_log[offset : offset + hi - lo]
+            cand_s = np.argsort(-ctx_s)[:20]
+            cand_e = np.argsort(-ctx_e)[:20]
+            offs = encs[p].offsets
+            for i in cand_s:
+                for j in cand_e:
+                    if j < i or j - i + 1 > self.max_answer_tokens:
+                        continue
+                    c_start, c_end = offs[lo + i][0], offs[lo + j][1]
+                    score = float(ctx_s[i] + ctx_e[j])
+                    prob = float(np.exp(s_lp[offset + i] + e_lp[offset + j]))
+                    per_passage[p].append(Span(c_start, c_end, passages[p][c_start:c_end], score, prob))
+                    if score > best_span_score[p]:
+                        best_span_score[p] = score
+                        best_null_prob[p] = float(np.exp(s_lp[0] + e_lp[0]))
+        readings = []
+        for p, spans in enumerate(per_passage):
+            best: dict[tuple[int, int], Span] = {}
+            for sp in spans:
+                if (sp.start, sp.end) not in best or best[(sp.start, sp.end)].score < sp.score:
+                    best[(sp.start, sp.end)] = sp
+            ranked = sorted(best.values(), key=lambda s: -s.score)[:top_n]
+            readings.append(Reading(ranked, null_scores[p], best_null_prob[p]))
+        return readings
+
+
+@lru_cache(maxsize=4)
+def load_reader(model_dir: Path = READER_DIR) -> OnnxReader:
+    """Load the shipped reader once per process (checksums verified)."""
+    return OnnxReader(model_dir)

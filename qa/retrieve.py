@@ -1,0 +1,137 @@
+"""Retrieval stages and the Retriever, qa's Python entry point.
+
+Every stage returns ``list[Hit]``: ``sparse`` (BM25), ``dense`` (FAISS inner product over normalised
+MiniLM vectors) and ``fuse`` (weighted reciprocal rank fusion). ``Retriever.ask`` adds the answer stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from qa.answer import answer_from_hits
+from qa.config import DEFAULT_CONFIG, Config
+from qa.embed import Encoder, get_encoder
+from qa.reader import Reader, load_reader
+from qa.store import IndexStore, load_index
+from qa.types import Hit, Response
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["hybrid", "dense", "sparse"]
+MODES: tuple[Mode, ...] = ("hybrid", "dense", "sparse")
+
+
+def sparse(store: IndexStore, question: str, depth: int) -> list[Hit]:
+    return [
+        Hit(store.passages[row], score, {"bm25": score, "bm25_rank": rank})
+        for rank, (row, score) in enumerate(store.lexical.search(question, depth), start=1)
+    ]
+
+
+def dense(store: IndexStore, encoder: Encoder, question: str, depth: int) -> list[Hit]:
+    query = encoder.encode_queries([question])
+    return [
+        Hit(store.passages[row], score, {"dense": score, "dense_rank": rank})
+        for rank, (row, score) in enumerate(store.dense_search(query, depth)[0], start=1)
+    ]
+
+
+def fuse(runs: Mapping[str, list[Hit]], weights: Mapping[str, float], rrf_k: int, depth: int) -> list[Hit]:
+    """Weighted reciprocal rank fusion: score = sum over runs of weight / (rrf_k + rank)."""
+    fused: dict[str, float] = {}
+    scores: dict[str, dict[str, float]] = {}
+    passages = {}
+    for name, hits in runs.items():
+        for rank, hit in enumerate(hits, start=1):
+            pid = hit.passage.passage_id
+            fused[pid] = fused.get(pid, 0.0) + weights.get(name, 1.0) / (rrf_k + rank)
+            scores.setdefault(pid, {}).update(hit.scores)
+            passages[pid] = hit.passage
+    ranked = sorted(fused, key=lambda pid: -fused[pid])[:depth]
+    return [Hit(passages[pid], fused[pid], {**scores[pid], "fused": fused[pid]}) for pid in ranked]
+
+
+class Retriever:
+    """Answers questions from one built index. Models load lazily, once, on first use."""
+
+    def __init__(self, store: IndexStore, config: Config = DEFAULT_CONFIG,
+                 encoder: Encoder | None = None, reader: Reader | None = None) -> None:
+        self.store = store
+        self.config = config
+        self._encoder = encoder
+        self._reader = reader
+
+    @classmethod
+    def load(cls, index_dir: str | Path = "index", config: Config = DEFAULT_CONFIG, **kwargs) -> Retriever:
+        """Open an index built by `qa build` (raises IndexNotFoundError / IndexMismatchError / IndexCorruptError)."""
+        return cls(load_index(Path(index_dir), config), config, **kwargs)
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = get_encoder(self.config.model_name)
+        return self._encoder
+
+    @property
+    def reader(self) -> Reader:
+        if self._reader is None:
+            self._reader = load_reader()
+        return self._reader
+
+    def _check_question(self, question: str) -> tuple[str, str]:
+        if not isinstance(question, str):
+            raise TypeError(f"question must be a str, got {type(question).__name__}")
+        cleaned = "".join(ch if ch.isprintable() else " " for ch in question)
+        cleaned = " ".join(cleaned.split())
+        if not cleaned:
+            raise ValueError("The question is empty: type a question, e.g. 'Who backed the rebels?'")
+        notice = ""
+        if len(cleaned) > self.config.max_question_chars:
+            cleaned = cleaned[: self.config.max_question_chars]
+            notice = f"The question was truncated to {self.config.max_question_chars} characters."
+        return cleaned, notice
+
+    def search(self, question: str, k: int = 10, mode: Mode = "hybrid") -> list[Hit]:
+        """Top-k passages for a question by one retrieval mode."""
+        question, _ = self._check_question(question)
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        cfg = self.config
+        if mode == "sparse":
+            return sparse(self.store, question, max(k, cfg.sparse_depth))[:k]
+        if mode == "dense":
+            return dense(self.store, self.encoder, question, max(k, cfg.dense_depth))[:k]
+        if mode != "hybrid":
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        runs = {
+            "sparse": sparse(self.store, question, cfg.sparse_depth),
+            "dense": dense(self.store, self.encoder, question, cfg.dense_depth),
+        }
+        weights = {"sparse": cfg.sparse_weight, "dense": cfg.dense_weight}
+        return fuse(runs, weights, cfg.rrf_k, max(k, cfg.dense_depth))[:k]
+
+    def ask(self, question: str, k: int = 3) -> Response:
+        """Short answers (best first) with calibrated confidence and sources, or an abstention."""
+        question, notice = self._check_question(question)
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        t0 = time.perf_counter()
+        hits = self.search(question, k=max(self.config.reader_passages, 10))
+        t1 = time.perf_counter()
+        answers, abstained, conflict = answer_from_hits(
+            question, hits[: self.config.reader_passages], self.reader, self.config, k
+        )
+        t2 = time.perf_counter()
+        return Response(
+            question=question,
+            answers=answers,
+            abstained=abstained,
+            passages=hits[: max(k, 5)],
+            conflict=conflict,
+            notice=notice,
+            timings_ms={"retrieve": 1000 * (t1 - t0), "read": 1000 * (t2 - t1), "total": 1000 * (t2 - t0)},
+        )

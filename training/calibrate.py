@@ -1,0 +1,147 @@
+"""Fit the answer-confidence model and the abstention threshold on SQuAD dev, open setting.
+
+Each sampled question is asked twice against an index of all 2,067 SQuAD dev paragraphs: as is (the open
+setting), and with its own article's passages removed from the retrieved list (the unanswerable variant of
+../shared/eval/README.md: the right output is then no answer). Every candidate span the reader proposes is a
+training row: features from qa.answer.FEATURES, label 1 when its SQuAD token-F1 against a gold answer is
+>= 0.5 (never in the unanswerable variant). A logistic regression (numpy, Newton steps, small L2) is
+fitted on half of the questions; the other half gives the reliability table of the *top* answer and picks
+the threshold. Prints the fitted weights to paste into qa/config.py and writes a JSON report.
+
+Usage: python training/calibrate.py [--index bench/.cache/squad] [--questions 1200] [--out training/calibration.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+
+from qa.answer import FEATURES, span_features
+from qa.build import build_index
+from qa.config import DEFAULT_CONFIG
+from qa.metrics import best_f1
+from qa.retrieve import Retriever
+
+
+def collect(retriever: Retriever, questions: list[dict], unanswerable: bool) -> list[dict]:
+    cfg = retriever.config
+    rows = []
+    for qi, q in enumerate(questions):
+        hits = retriever.search(q["question"], k=60 if unanswerable else cfg.reader_passages)
+        if unanswerable:
+            hits = [h for h in hits if h.passage.title != q["title"]]
+        hits = hits[: cfg.reader_passages]
+        readings = retriever.reader.read(q["question"], [h.passage.text for h in hits],
+                                         top_n=cfg.reader_spans_per_passage)
+        for rank, (hit, reading) in enumerate(zip(hits, readings), start=1):
+            for span in reading.spans:
+                f = span_features(span, reading.null_score, hit, rank)
+                label = 0.0 if unanswerable else float(best_f1(span.text, q["answers"]) >= 0.5)
+                rows.append({"q": qi, "unanswerable": unanswerable, "x": [f[n] for n in FEATURES],
+                             "y": label, "text": span.text})
+    return rows
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 50) -> np.ndarray:
+    """Newton-Raphson logistic regression; column 0 of x is the bias."""
+    w = np.zeros(x.shape[1])
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(x @ w, -30, 30)))
+        grad = x.T @ (p - y) + l2 * np.r_[0, w[1:]]
+        hess = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.diag(np.r_[0, np.ones(len(w) - 1)])
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w
+
+
+def top_answers(rows: list[dict], w: np.ndarray) -> list[tuple[float, float, bool]]:
+    """(confidence, correct, unanswerable) of the best candidate of each question."""
+    best: dict[tuple[int, bool], tuple[float, float, bool]] = {}
+    for r in rows:
+        conf = float(1 / (1 + np.exp(-(w[0] + np.dot(w[1:], r["x"])))))
+        key = (r["q"], r["unanswerable"])
+        if key not in best or conf > best[key][0]:
+            best[key] = (conf, r["y"], r["unanswerable"])
+    return list(best.values())
+
+
+def reliability(tops: list[tuple[float, float, bool]], bins: int = 10) -> list[dict]:
+    table = []
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        sel = [t for t in tops if lo <= t[0] < hi or (b == bins - 1 and t[0] == 1.0)]
+        if sel:
+            table.append({"bin": f"{lo:.1f}-{hi:.1f}", "n": len(sel),
+                          "mean_confidence": round(float(np.mean([t[0] for t in sel])), 3),
+                          "accuracy": round(float(np.mean([t[1] for t in sel])), 3)})
+    return table
+
+
+def choose_threshold(tops: list[tuple[float, float, bool]]) -> tuple[float, list[dict]]:
+    """Maximise decisions right: answered correctly, or abstained when the answer was wrong or absent."""
+    grid = []
+    for t in np.arange(0.05, 0.96, 0.05):
+        right = sum((c >= t and y == 1) or (c < t and y == 0) for c, y, _ in tops)
+        answered = [(c, y) for c, y, u in tops if not u]
+        false_abstain = sum(c < t for c, y in answered) / max(1, len(answered))
+        unans = [c for c, y, u in tops if u]
+        abstain_acc = sum(c < t for c in unans) / max(1, len(unans))
+        grid.append({"threshold": round(float(t), 2), "decision_accuracy": round(right / len(tops), 3),
+                     "abstain_accuracy_unanswerable": round(abstain_acc, 3),
+                     "abstain_rate_answerable": round(false_abstain, 3)})
+    best = max(grid, key=lambda g: g["decision_accuracy"])
+    return best["threshold"], grid
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--paragraphs", type=Path, default=Path("../shared/eval/squad/paragraphs.jsonl"))
+    p.add_argument("--questions-file", type=Path, default=Path("../shared/eval/squad/questions_dev.jsonl"))
+    p.add_argument("--index", type=Path, default=Path("bench/.cache/squad"))
+    p.add_argument("--questions", type=int, default=1200)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", type=Path, default=Path("training/calibration.json"))
+    args = p.parse_args()
+
+    build_index(args.paragraphs, args.index, DEFAULT_CONFIG)
+    retriever = Retriever.load(args.index, DEFAULT_CONFIG)
+    qs = [json.loads(line) for line in args.questions_file.open(encoding="utf-8")]
+    random.Random(args.seed).shuffle(qs)
+    qs = qs[: args.questions]
+    rows = collect(retriever, qs, False) + collect(retriever, qs, True)
+    fit_q = {i for i in range(len(qs)) if i % 2 == 0}
+    train = [r for r in rows if r["q"] in fit_q]
+    held = [r for r in rows if r["q"] not in fit_q]
+    x = np.array([[1.0, *r["x"]] for r in train])
+    y = np.array([r["y"] for r in train])
+    w = fit_logistic(x, y)
+    tops = top_answers(held, w)
+    threshold, grid = choose_threshold(tops)
+    # Final weights: refit on all questions (the held-out half has done its job of checking calibration).
+    w_all = fit_logistic(np.array([[1.0, *r["x"]] for r in rows]), np.array([r["y"] for r in rows]))
+    answerable = [t for t in tops if not t[2]]
+    report = {
+        "questions": len(qs),
+        "candidates": len(rows),
+        "features": list(FEATURES),
+        "weights_half": [round(float(v), 4) for v in w],
+        "calibration_bias": round(float(w_all[0]), 4),
+        "calibration_weights": [round(float(v), 4) for v in w_all[1:]],
+        "abstain_threshold": threshold,
+        "heldout_reliability_top_answer": reliability(tops),
+        "heldout_top1_correct_answerable": round(float(np.mean([t[1] for t in answerable])), 3),
+        "threshold_grid": grid,
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in report.items() if k != "threshold_grid"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
