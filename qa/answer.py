@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from qa.config import Config
+from qa.lexical import skeleton
 from qa.metrics import normalize_answer
 from qa.reader import Reader, Span
 from qa.types import Answer, Hit, Source
@@ -45,13 +46,11 @@ def calibrated_confidence(features: dict[str, float], config: Config) -> float:
 
 def _fold(token: str) -> str:
     """Spelling-variant key: "hizbollah"/"hezbollah" and "qusair"/"qusayr" meet; plurals fold to singular."""
-    if token.isdigit() or len(token) < 4:
+    if token.isdigit():
         return token
-    token = token.replace("y", "i")
-    if token.endswith("s") and not token.endswith("ss"):
+    if len(token) >= 4 and token.endswith("s") and not token.endswith("ss"):
         token = token[:-1]
-    skeleton = token[0] + re.sub(r"[aeiou]", "", token[1:])
-    return re.sub(r"(.)\1+", r"\1", skeleton)
+    return skeleton(token) if len(token) >= 3 else token
 
 
 def answer_key(text: str) -> str:
