@@ -1,0 +1,182 @@
+"""The page in a real headless Chromium: ask by pressing Enter, answer cards, escaping, abstention, phone width.
+
+Needs /usr/bin/chromium and /usr/bin/chromedriver (`apt-get install chromium chromium-driver`); CI installs them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+SCREENSHOT = REPO / "docs" / "screenshot.png"
+XSS = "<img src=x onerror=alert(1)>"
+WAIT = 240  # seconds; the first question loads the models on a CPU shared with training
+
+
+def _load_app():
+    spec = importlib.util.spec_from_file_location("qa_app", REPO / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("qa_app", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
+    import torch
+
+    torch.set_num_threads(1)  # the CPU is shared with training
+    root = tmp_path_factory.mktemp("browser-app")
+    shutil.copytree(REPO / "seeds", root / "seeds")
+    demo = _load_app().build_app(root / "seeds", root / "index")
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def driver(url, tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not look for drivers online
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
+                "--window-size=1280,1000", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(arg)
+    browser = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    browser.set_page_load_timeout(60)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+def _ask(driver, question: str) -> None:
+    """Type the question in the box and press Enter; wait until the answer area shows this question."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    box = driver.find_element(By.CSS_SELECTOR, "#qa-question textarea, #qa-question input")
+    box.clear()
+    box.send_keys(question)
+    box.send_keys(Keys.ENTER)
+
+    def shown(d):
+        metas = d.find_elements(By.CSS_SELECTOR, "#qa-answers .qa-meta")
+        return bool(metas) and question in metas[0].text
+
+    WebDriverWait(driver, WAIT).until(shown)
+
+
+def _answers(driver):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, "#qa-answers")
+
+
+def _open(driver, url: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    WebDriverWait(driver, 60).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#qa-question textarea, #qa-question input")
+    )
+
+
+def test_enter_submits_and_the_answer_card_names_its_source_file(driver, url):
+    from selenium.webdriver.common.by import By
+
+    _open(driver, url)
+    _ask(driver, "Who backed the rebels?")
+    area = _answers(driver)
+    seeds = {p.name for p in (REPO / "seeds").iterdir()}
+    files = {c.text for c in area.find_elements(By.CSS_SELECTOR, "code.qa-file")}
+    assert files & seeds, f"no source file name shown; answer area: {area.text[:500]!r}"
+
+    # Laptop-width screenshot of the answer (docs/screenshot.png is committed for the README).
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    driver.save_screenshot(str(SCREENSHOT))
+
+    cards = area.find_elements(By.CSS_SELECTOR, ".qa-card")
+    if not cards:
+        # TODO(reader): the placeholder reader may abstain here; require a card once the trained one lands.
+        pytest.xfail("placeholder reader abstained on 'Who backed the rebels?' (its sources were shown)")
+    card_files = {c.text for c in cards[0].find_elements(By.CSS_SELECTOR, "code.qa-file")}
+    assert card_files & seeds, f"the first answer card names no source file: {cards[0].text[:300]!r}"
+
+
+def test_a_question_that_is_html_is_shown_literally(driver, url):
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+
+    _open(driver, url)
+    _ask(driver, XSS)
+    try:
+        driver.switch_to.alert.dismiss()
+        pytest.fail("an alert opened: the question was rendered as HTML")
+    except NoAlertPresentException:
+        pass
+    area = _answers(driver)
+    assert not area.find_elements(By.TAG_NAME, "img")
+    assert XSS in area.find_element(By.CSS_SELECTOR, ".qa-meta").text
+
+
+def test_an_unanswerable_question_shows_the_no_answer_state(driver, url):
+    from selenium.webdriver.common.by import By
+
+    _open(driver, url)
+    _ask(driver, "What is the capital of France?")
+    area = _answers(driver)
+    abstain = area.find_elements(By.CSS_SELECTOR, ".qa-abstain")
+    if not abstain:
+        # TODO(reader): the placeholder reader may answer anyway; this must abstain with the trained reader.
+        pytest.xfail(f"placeholder reader answered 'What is the capital of France?': {area.text[:200]!r}")
+    assert "The articles do not answer this." in abstain[0].text
+    assert abstain[0].find_elements(By.CSS_SELECTOR, "code.qa-file"), "no closest passages shown"
+
+
+def test_phone_width_has_no_horizontal_scroll(driver, url):
+    from selenium.webdriver.common.by import By
+
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
+    try:
+        _open(driver, url)
+        _ask(driver, "How many people have died in the Syrian conflict?")
+        for summary in _answers(driver).find_elements(By.CSS_SELECTOR, "details.qa-article > summary")[:2]:
+            driver.execute_script("arguments[0].click()", summary)  # open "Show article" too
+        widths = driver.execute_script(
+            "const e = document.documentElement;"
+            "return [e.scrollWidth, e.clientWidth, document.body.scrollWidth, window.innerWidth];"
+        )
+        scroll_width, client_width, body_width, inner = widths
+        assert inner == 390
+        assert scroll_width <= client_width + 1 and body_width <= client_width + 1, widths
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
