@@ -25,6 +25,12 @@ class Config:
     # --- embedding (recorded in the manifest) ---
     model_name: str = MODEL_NAME
     embed_batch_size: int = 64
+    # Encoder runtime (qa.embed.EMBED_BACKENDS): "torch" (sentence-transformers fp32) or "onnx-int8"
+    # (dynamically quantised ONNX export of the same weights; opt-in, see bench/results/embed_speed.md).
+    embed_backend: str = "torch"
+    # FAISS index kind (qa.ann.IndexKind): "auto" = exact flat up to qa.ann.FLAT_MAX_PASSAGES, HNSW above;
+    # or "flat", "hnsw", "ivfpq". The kind built is recorded in the manifest (index_type, index_params).
+    index_type: str = "auto"
     # --- retrieval ---
     dense_depth: int = 50  # candidates taken from each retriever before fusion
     sparse_depth: int = 50
