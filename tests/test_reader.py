@@ -1,0 +1,61 @@
+"""The shipped reader: loads offline with its checksum verified, finds spans, says no-answer when it should."""
+
+import json
+import shutil
+
+import pytest
+
+from qa.errors import ModelLoadError
+from qa.reader import READER_DIR, OnnxReader, load_reader
+
+PASSAGE_004 = (
+    '"It is something of a crunch moment for the powers supporting the rebels - will they just keep talking '
+    "and giving a few arms here and there, or will they now take real action and give the opposition the "
+    'money and weapons they need to even up the balance? Saudi Arabia, Qatar and Turkey - Sunni powers - '
+    "have been major supporter of the rebels, providing them with arms and cash, although not in sufficient "
+    "volumes to break a military deadlock on the ground."
+)
+UNRELATED = (
+    "The recipe calls for two cups of flour, a pinch of salt and three eggs. Bake the mixture for forty "
+    "minutes until the crust is golden brown."
+)
+
+
+def test_reader_extracts_the_backers_span():
+    reading = load_reader().read("Who backed the rebels?", [PASSAGE_004])[0]
+    best = reading.spans[0]
+    assert "Saudi Arabia" in best.text
+    assert PASSAGE_004[best.start : best.end] == best.text
+    assert best.score > reading.null_score  # it does answer
+
+
+def test_reader_says_no_answer_for_an_unrelated_passage():
+    reading = load_reader().read("Who backed the rebels?", [UNRELATED])[0]
+    assert reading.null_score > reading.spans[0].score
+
+
+def test_reader_reads_long_passages_in_windows():
+    long_text = " ".join([UNRELATED] * 12 + [PASSAGE_004])
+    reading = load_reader().read("Who backed the rebels?", [long_text])[0]
+    assert "Saudi Arabia" in reading.spans[0].text
+    assert long_text[reading.spans[0].start : reading.spans[0].end] == reading.spans[0].text
+
+
+def test_reader_rejects_a_corrupted_model(tmp_path):
+    broken = tmp_path / "reader"
+    shutil.copytree(READER_DIR, broken)
+    with (broken / "reader.onnx").open("r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00\x01\x02\x03")
+    with pytest.raises(ModelLoadError, match="corrupt"):
+        OnnxReader(broken)
+
+
+def test_reader_missing_model_says_how_to_fix(tmp_path):
+    with pytest.raises(ModelLoadError, match="reader.json"):
+        OnnxReader(tmp_path)
+
+
+def test_reader_metadata_records_checksums():
+    meta = json.loads((READER_DIR / "reader.json").read_text())
+    assert set(meta["sha256"]) >= {"reader.onnx", "tokenizer.json"}

@@ -1,0 +1,54 @@
+"""Smoke test of the reader's training and export scripts on a handful of examples (real model, CPU)."""
+
+import gzip
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from qa.reader import OnnxReader
+
+TRAINING = Path(__file__).resolve().parent.parent / "training"
+
+CONTEXT_A = (
+    "Saudi Arabia, Qatar and Turkey have been major supporters of the rebels. "
+    "They provided arms and cash to the opposition fighters."
+)
+CONTEXT_B = "The town lies six miles from the Lebanese border. It had a population of 30,000 before the attack."
+
+
+def _write_examples(path: Path) -> None:
+    rows = [
+        ("Who backed the rebels?", CONTEXT_A, "Saudi Arabia, Qatar and Turkey"),
+        ("What did they provide?", CONTEXT_A, "arms and cash"),
+        ("How far is the border?", CONTEXT_B, "six miles"),
+        ("What was the population?", CONTEXT_B, "30,000"),
+    ]
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        for i, (q, c, a) in enumerate(rows):
+            rec = {"id": f"t{i}", "title": "T", "context": c, "question": q,
+                   "answers": {"text": [a], "answer_start": [c.index(a)]}, "answer_occurrences": 1}
+            f.write(json.dumps(rec) + "\n")
+
+
+@pytest.mark.slow
+def test_train_and_export_smoke(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(TRAINING))
+    import export_reader
+    import train_reader
+
+    data = tmp_path / "train.jsonl.gz"
+    _write_examples(data)
+    out = tmp_path / "run"
+    assert train_reader.main(["--train", str(data), "--out", str(out), "--questions", "4",
+                              "--batch-size", "2", "--neg-fraction", "1.0", "--threads", "1"]) == 0
+    log = json.loads((out / "train_log.json").read_text())
+    assert log["questions"] == 4 and log["no_answer_windows"] >= 1
+    checkpoint = sorted(out.glob("step-*.safetensors"))[-1]
+    meta = export_reader.export(checkpoint, tmp_path / "reader", max_len=128)
+    assert meta["sha256"]["reader.onnx"]
+    reading = OnnxReader(tmp_path / "reader").read("How far is the border?", [CONTEXT_B])[0]
+    span = reading.spans[0]
+    assert CONTEXT_B[span.start : span.end] == span.text
+    del sys.modules["train_reader"], sys.modules["export_reader"]
