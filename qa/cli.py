@@ -70,6 +70,23 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--index", default="index", help="index directory (default: index)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     s.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+
+    e = sub.add_parser("eval", help="score the system on a gold set or a benchmark (see qa.evaluate)",
+                       description="Seeds gold set (--gold), SQuAD open (--squad) or BEIR (--beir); prints a table.")
+    what = e.add_mutually_exclusive_group(required=True)
+    what.add_argument("--gold", help="seeds gold questions (.jsonl), asked against --index (default: index)")
+    what.add_argument("--squad", help="SQuAD paragraphs.jsonl: indexed, then --questions are asked")
+    what.add_argument("--beir", help="BEIR dataset folder with corpus.jsonl and queries.jsonl (needs --qrels)")
+    e.add_argument("--questions", help="SQuAD questions .jsonl (with --squad)")
+    e.add_argument("--qrels", help="BEIR qrels .tsv (with --beir)")
+    e.add_argument("--index", help="index directory (default: index for --gold, else bench/.cache/<name>)")
+    e.add_argument("--limit", type=int, default=0, help="questions to use, evenly spread (default: all)")
+    e.add_argument("--mode", default="hybrid", choices=["hybrid", "dense", "sparse"],
+                   help="retrieval mode for --squad/--beir (default: hybrid)")
+    e.add_argument("-k", type=int, default=3, help="answers per question (default: 3)")
+    e.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                   help="write the full results as JSON to PATH ('-' or no value: stdout, table to stderr)")
+    _add_config_flags(e)
     return p
 
 
@@ -134,6 +151,19 @@ def main(argv: list[str] | None = None) -> int:
                 print("Run `qa build` to repair the index.")
                 return 1
             print(f"{args.index}: OK")
+        elif args.command == "eval":
+            from qa.evaluate import format_table, run_eval
+
+            results = run_eval(gold=args.gold, squad=args.squad, questions=args.questions, beir=args.beir,
+                               qrels=args.qrels, index=args.index, limit=args.limit, mode=args.mode, k=args.k,
+                               config=_config(args), progress=sys.stderr.isatty())
+            print(format_table(results), file=sys.stderr if args.json == "-" else sys.stdout)
+            if args.json:
+                text = json.dumps(results, ensure_ascii=False, indent=2)
+                if args.json == "-":
+                    print(text)
+                else:
+                    Path(args.json).write_text(text + "\n", encoding="utf-8")
         elif args.command == "serve":
             app = _load_app()
             return app.main(["--seeds", args.seeds, "--index", args.index,

@@ -1,0 +1,194 @@
+"""Answer benchmark: the full pipeline (hybrid retrieval + reader) and two retrieval ablations, through `ask`.
+
+Rows
+- ``hybrid + reader``: ``Retriever.ask`` as shipped (RRF of BM25 and dense, current qa.config).
+- ``bm25 passages + reader`` / ``dense passages + reader``: the same Retriever with its search mode fixed to
+  ``sparse`` / ``dense`` (qa.evaluate.with_mode), everything else unchanged. The answer confidence uses the
+  passage's dense similarity as a feature; BM25-only hits carry none (0.0), so that row abstains more: that
+  is what the shipped calibration does with such hits, not a separate tuning.
+
+Datasets
+- seeds gold set (README metrics; answer metrics over answerable questions, abstain_accuracy over
+  none + boilerplate), through the seeds index built from seeds/.
+- SQuAD open: EM/F1 of the top answer (abstention = wrong), EM/F1 over answered questions, abstain rate,
+  recall@5 of the gold paragraph; ``--squad-limit`` questions evenly spread over the dev questions.
+
+Latency: p50/p95 wall-clock ms of one ``ask`` (retrieval + reader), after one untimed warm-up question.
+
+    python bench/answers.py --squad-limit 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from common import (
+    RESULTS,
+    SEEDS,
+    SHARED_EVAL,
+    cached_retriever,
+    finish_machine_info,
+    have_matplotlib,
+    log,
+    machine_info,
+    machine_md,
+    offline_env,
+    write_results,
+)
+
+offline_env()
+
+from qa.evaluate import evaluate_seeds, evaluate_squad, ms, render_table, with_mode
+from qa.reader import READER_DIR
+
+VARIANTS = {"hybrid": "hybrid + reader", "sparse": "bm25 passages + reader", "dense": "dense passages + reader"}
+SEED_KEYS = ("answer@1", "f1@1", "answer@3", "source@1", "recall@5", "abstain_accuracy", "false_abstain",
+             "conflict_all_sides", "latency_ms_p50", "latency_ms_p95")
+SQUAD_KEYS = ("em", "f1", "em_answered", "f1_answered", "abstain_rate", "recall@5", "latency_ms_p50",
+              "latency_ms_p95")
+
+
+def reader_info() -> dict[str, Any]:
+    meta_path = READER_DIR / "reader.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    return {
+        "dir": str(READER_DIR),
+        "sha256_onnx": meta.get("sha256", {}).get("reader.onnx"),
+        **{k: v for k, v in meta.items() if k != "sha256"},
+    }
+
+
+def cell(summary: dict[str, Any], key: str) -> Any:
+    return ms(summary.get(key)) if key.startswith("latency") else summary.get(key)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    parts = ["# Answer benchmark", "", "Command: `" + result["command"] + "`", "", machine_md(result["machine"]),
+             f"- Reader: {json.dumps(result['reader'])}", ""]
+    if result.get("seeds"):
+        rows = [[VARIANTS[m], r["answerable"]["n"], *(cell(r["overall"], k) for k in SEED_KEYS)]
+                for m, r in result["seeds"].items()]
+        parts += [f"## Seeds gold set ({next(iter(result['seeds'].values()))['overall']['n']} questions)", "",
+                  render_table(["pipeline", "answerable", *SEED_KEYS], rows), ""]
+        full = result["seeds"].get("hybrid")
+        if full:
+            rows = [[kind, s["n"], *(cell(s, k) for k in SEED_KEYS)] for kind, s in full["by_kind"].items()]
+            parts += ["Full pipeline by kind:", "", render_table(["kind", "n", *SEED_KEYS], rows), ""]
+            if full["failures"]:
+                parts += ["Full pipeline, questions with problems:", ""]
+                parts += [f"- {f['id']} [{f['kind']}] {f['question']} -> {f['answer']!r}: "
+                          f"{'; '.join(f['problems'])}" for f in full["failures"]]
+                parts.append("")
+    if result.get("squad"):
+        n = next(iter(result["squad"].values()))["overall"]["n"]
+        rows = [[VARIANTS[m], *(cell(r["overall"], k) for k in SQUAD_KEYS)] for m, r in result["squad"].items()]
+        parts += [f"## SQuAD v1.1 dev, open setting ({n} questions over all 2,067 paragraphs)", "",
+                  render_table(["pipeline", *SQUAD_KEYS], rows), "",
+                  ("Reference (README): given the gold paragraph, distilbert-base-cased-distilled-squad "
+                   "EM 79.6 / F1 87.0, DrQA reader EM 69.4 / F1 78.9."), ""]
+    parts += ["## Notes", "", *[f"- {n}" for n in result["notes"]], ""]
+    return "\n".join(parts)
+
+
+def plot(result: dict[str, Any], path: Path) -> bool:
+    if not have_matplotlib():
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = []
+    if result.get("seeds"):
+        panels.append(("seeds (answerable)", result["seeds"], ("answer@1", "f1@1", "source@1", "recall@5")))
+    if result.get("squad"):
+        panels.append(("SQuAD open", result["squad"], ("em", "f1", "abstain_rate", "recall@5")))
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(5.2 * (len(panels) + 1), 4))
+    for ax, (title, res, keys) in zip(axes, panels, strict=False):
+        modes = list(res)
+        width = 0.8 / len(modes)
+        for i, m in enumerate(modes):
+            vals = [res[m]["overall"][k] or 0.0 for k in keys]
+            ax.bar([x + i * width for x in range(len(keys))], vals, width, label=VARIANTS[m])
+        ax.set_xticks([x + width * (len(modes) - 1) / 2 for x in range(len(keys))], keys)
+        ax.set_ylim(0, 1)
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    ax = axes[-1]
+    labels, p50, p95 = [], [], []
+    for title, res, _ in panels:
+        for m in res:
+            labels.append(f"{title.split()[0]} {m}")
+            p50.append(res[m]["overall"]["latency_ms_p50"])
+            p95.append(res[m]["overall"]["latency_ms_p95"])
+    ax.barh(labels, p95, color="#cccccc", label="p95")
+    ax.barh(labels, p50, color="#4c72b0", label="p50")
+    ax.invert_yaxis()
+    ax.set_xlabel("ms per ask")
+    ax.set_title("latency")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--datasets", default="seeds,squad", help="comma-separated subset")
+    p.add_argument("--modes", default="hybrid,sparse,dense", help="retrieval modes feeding the reader")
+    p.add_argument("--gold", type=Path, default=SHARED_EVAL / "seeds_qa_dev.jsonl")
+    p.add_argument("--squad", type=Path, default=SHARED_EVAL / "squad")
+    p.add_argument("--squad-limit", type=int, default=1000, help="SQuAD questions, evenly spread (0: all)")
+    p.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: bench/results)")
+    p.add_argument("--name", default="answers", help="results file name under bench/results/")
+    args = p.parse_args(argv)
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+
+    started = time.perf_counter()
+    info = machine_info()
+    result: dict[str, Any] = {
+        "command": " ".join(["python bench/answers.py", *(sys.argv[1:] if argv is None else argv)]),
+        "reader": reader_info(),
+        "notes": [
+            "Answer metrics follow ../shared/eval/README.md (qa.evaluate); abstentions count as wrong.",
+            "Ablations fix the retrieval mode of the same Retriever; reader, calibration and threshold unchanged.",
+            "The confidence feature 'dense' is 0.0 for BM25-only hits, so the BM25 row abstains more.",
+        ],
+    }
+    if "seeds" in datasets:
+        r, _ = cached_retriever(SEEDS, "seeds")
+        result["seeds"] = {}
+        for mode in modes:
+            res = evaluate_seeds(with_mode(r, mode), args.gold)
+            result["seeds"][mode] = res
+            log(f"seeds {mode}: {json.dumps({k: res['overall'][k] for k in SEED_KEYS})}")
+    if "squad" in datasets:
+        r, _ = cached_retriever(args.squad / "paragraphs.jsonl", "squad")
+        result["squad"] = {}
+        for mode in modes:
+            res = evaluate_squad(r, args.squad / "questions_dev.jsonl", limit=args.squad_limit, mode=mode)
+            # Compact per-question rows keep the committed JSON small.
+            res["questions"] = [{k: q.get(k) for k in ("id", "pid", "gold_rank", "answer", "confidence",
+                                                        "abstained", "em", "f1", "latency_ms")}
+                                for q in res["questions"]]
+            result["squad"][mode] = res
+            log(f"squad {mode}: {json.dumps({k: res['overall'][k] for k in SQUAD_KEYS})}")
+    result["machine"] = finish_machine_info(info, started)
+    md = markdown(result)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if plot(result, args.out / f"{args.name}.png"):
+        md += f"\n![{args.name}]({args.name}.png)\n"
+    write_results(args.out, args.name, result, md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""Shared helpers of the benchmark scripts: paths, cached indexes, machine info, result files, plots."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_EVAL = REPO.parent / "shared" / "eval"
+CACHE = REPO / "bench" / ".cache"  # git-ignored: built benchmark indexes
+RESULTS = REPO / "bench" / "results"
+SEEDS = REPO / "seeds"
+TRAIN_DONE = REPO / "training" / "runs" / "reader" / "train_log.json"
+
+PACKAGES = ("qa", "torch", "sentence-transformers", "transformers", "faiss-cpu", "bm25s", "PyStemmer",
+            "onnxruntime", "numpy", "haystack-ai", "sentence-transformers-haystack", "matplotlib")
+
+
+def offline_env() -> None:
+    """No hub, no telemetry: every model comes from installed packages (set before importing libraries)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def log(msg: str) -> None:
+    print(f"[{datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _versions() -> dict[str, str | None]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def busy_processes(min_cpu: float = 5.0) -> list[str]:
+    """Other processes using CPU right now (ps's lifetime %CPU), to record what ran concurrently."""
+    try:
+        out = subprocess.run(["ps", "-eo", "pid,pcpu,etime,args", "--sort=-pcpu"], capture_output=True,
+                             text=True, check=True).stdout.splitlines()[1:]
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    mine = {os.getpid(), os.getppid()}
+    busy = []
+    for line in out:
+        parts = line.split(None, 3)
+        if len(parts) < 4 or int(parts[0]) in mine or float(parts[1]) < min_cpu:
+            continue
+        busy.append(f"pid {parts[0]} {parts[1]}% cpu, up {parts[2]}: {parts[3][:100]}")
+    return busy[:10]
+
+
+def machine_info() -> dict[str, Any]:
+    import torch
+
+    return {
+        "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        "cpu_model": _cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": _versions(),
+        "reader_training_finished": TRAIN_DONE.exists(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "busy_processes_at_start": busy_processes(),
+        "git_commit": _git_head(),
+    }
+
+
+def finish_machine_info(info: dict[str, Any], started: float) -> dict[str, Any]:
+    info["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    info["busy_processes_at_end"] = busy_processes()
+    info["wall_seconds"] = round(time.perf_counter() - started, 1)
+    info["concurrent"] = (
+        "none observed" if not (info["busy_processes_at_start"] or info["busy_processes_at_end"])
+        else "see busy_processes_at_start/end"
+    )
+    return info
+
+
+def _git_head() -> str | None:
+    try:
+        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def machine_md(info: dict[str, Any]) -> str:
+    pk = info["packages"]
+    lines = [
+        (f"- Machine: {info['cpu_model']}, {info['cores']} cores, {info['memory_gb']} GiB, torch threads "
+         f"{info['torch_threads']}; Python {info['python']}; run {info['date_utc']} UTC at commit "
+         f"{info['git_commit']}, {info['wall_seconds']} s wall."),
+        "- Packages: " + ", ".join(f"{k} {v}" for k, v in pk.items() if v),
+        (f"- Load average at start/end: {info['loadavg_at_start']} / {info['loadavg_at_end']}; "
+         f"reader training finished: {info['reader_training_finished']}."),
+        "- Other busy processes at start: " + ("; ".join(info["busy_processes_at_start"]) or "none") + ".",
+        "- Other busy processes at end: " + ("; ".join(info["busy_processes_at_end"]) or "none") + ".",
+    ]
+    return "\n".join(lines)
+
+
+def cached_retriever(source: Path, name: str, config=None, progress: bool = True):
+    """Build (incrementally) or reuse bench/.cache/<name> for ``source`` and open it with the shared encoder."""
+    from qa.build import build_index
+    from qa.config import DEFAULT_CONFIG
+    from qa.embed import get_encoder
+    from qa.retrieve import Retriever
+
+    config = config or DEFAULT_CONFIG
+    index_dir = CACHE / name
+    encoder = get_encoder(config.model_name)
+    t0 = time.perf_counter()
+    report = build_index(source, index_dir, config, progress=progress, encoder=encoder)
+    log(f"index {name}: {report.summary()} ({time.perf_counter() - t0:.1f} s)")
+    return Retriever.load(index_dir, config, encoder=encoder), report
+
+
+def write_results(out: Path, name: str, data: dict[str, Any], markdown: str) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    js, md = out / f"{name}.json", out / f"{name}.md"
+    js.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    md.write_text(markdown.rstrip() + "\n", encoding="utf-8")
+    log(f"wrote {js} and {md}")
+    return js, md
+
+
+def have_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
