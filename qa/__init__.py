@@ -23,11 +23,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Answer",
+    "BuildReport",
     "Config",
     "DEFAULT_CONFIG",
     "Document",
     "Hit",
     "IndexCorruptError",
+    "IndexStatus",
     "IndexMismatchError",
     "IndexNotFoundError",
     "IngestError",
@@ -50,7 +52,7 @@ def __getattr__(name: str):
         from qa.retrieve import Retriever
 
         return Retriever
-    if name in ("build_index", "index_status"):
+    if name in ("build_index", "index_status", "BuildReport", "IndexStatus"):
         from qa import build
 
         return getattr(build, name)

@@ -1,9 +1,10 @@
 """The answer stage: short spans from the reader, calibrated confidence, grouping, abstention, conflicts.
 
 Confidence is a logistic model over a few features of each candidate span (the reader's span-vs-no-answer
-margin, its span probability, the passage's dense similarity and fused rank). Its weights are fitted on
-SQuAD dev questions in the open setting plus their unanswerable variant (bench/calibrate.py) and stored in
-Config, so that "0.8" means right about 80% of the time. Below Config.abstain_threshold we abstain.
+margin, its span probability, the passage's dense similarity and fused rank, and the dense similarity of
+the sentence holding the span to the question). Its weights are fitted on SQuAD dev questions in the open
+setting plus their unanswerable variant (training/calibrate.py) and stored in Config, so that "0.8" means
+right about 80% of the time. Below Config.abstain_threshold we abstain.
 """
 
 from __future__ import annotations
@@ -13,34 +14,60 @@ import re
 from dataclasses import dataclass, field
 
 from qa.config import Config
+from qa.embed import Encoder
 from qa.lexical import skeleton
 from qa.metrics import normalize_answer
+from qa.passages import split_sentences
 from qa.reader import Reader, Span
 from qa.types import Answer, Hit, Source
 
-FEATURES = ("margin", "log_prob", "dense", "log_rank")
+FEATURES = ("margin", "log_prob", "dense", "log_rank", "sentence_dense")
 
 _NUMBER_WORDS = {
     w: i for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-        "sixteen seventeen eighteen nineteen twenty".split()
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
     )
 }
 _NUMBER = re.compile(r"\d[\d,.]*")
 
 
-def span_features(span: Span, null_score: float, hit: Hit, rank: int) -> dict[str, float]:
-    return {
-        "margin": span.score - null_score,
-        "log_prob": math.log(max(span.prob, 1e-9)),
-        "dense": hit.scores.get("dense", 0.0),
-        "log_rank": math.log(rank),
-    }
+@dataclass(frozen=True)
+class Candidate:
+    hit: Hit
+    span: Span
+    features: dict[str, float]
+
+
+def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder, config: Config) -> list[Candidate]:
+    """Every span the reader proposes in the hits, with the features the confidence model uses."""
+    readings = reader.read(question, [h.passage.text for h in hits], top_n=config.reader_spans_per_passage,
+                           max_answer_tokens=config.max_answer_tokens)
+    found: list[tuple[int, Hit, Span, float, tuple[int, int]]] = []
+    for rank, (hit, reading) in enumerate(zip(hits, readings), start=1):
+        sentences = split_sentences(hit.passage.text)
+        for span in reading.spans:
+            sentence = next(((a, b) for a, b in sentences if a <= span.start < b), (span.start, span.end))
+            found.append((rank, hit, span, reading.null_score, sentence))
+    if not found:
+        return []
+    texts = sorted({h.passage.text[a:b] for _, h, _, _, (a, b) in found})
+    vectors = encoder.encode_queries([question, *texts])
+    similarity = dict(zip(texts, (vectors[1:] @ vectors[0]).tolist()))
+    return [
+        Candidate(hit, span, {
+            "margin": span.score - null_score,
+            "log_prob": math.log(max(span.prob, 1e-9)),
+            "dense": hit.scores.get("dense", 0.0),
+            "log_rank": math.log(rank),
+            "sentence_dense": similarity[hit.passage.text[a:b]],
+        })
+        for rank, hit, span, null_score, (a, b) in found
+    ]
 
 
 def calibrated_confidence(features: dict[str, float], config: Config) -> float:
     weights = config.calibration_weights
-    z = config.calibration_bias + sum(w * features[name] for name, w in zip(FEATURES, weights))
+    z = config.calibration_bias + sum(w * features[name] for name, w in zip(FEATURES, weights, strict=True))
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
@@ -89,7 +116,7 @@ def _source(hit: Hit, span: Span) -> Source:
 
 
 def answer_from_hits(
-    question: str, hits: list[Hit], reader: Reader, config: Config, k: int
+    question: str, hits: list[Hit], reader: Reader, encoder: Encoder, config: Config, k: int
 ) -> tuple[list[Answer], bool, bool]:
     """Read the hits, score candidate spans, group equal answers, abstain or flag conflicts.
 
@@ -97,18 +124,15 @@ def answer_from_hits(
     """
     if not hits:
         return [], True, False
-    readings = reader.read(question, [h.passage.text for h in hits], top_n=config.reader_spans_per_passage,
-                           max_answer_tokens=config.max_answer_tokens)
-    candidates: list[tuple[float, dict[str, float], Hit, Span]] = []
-    for rank, (hit, reading) in enumerate(zip(hits, readings), start=1):
-        for span in reading.spans:
-            feats = span_features(span, reading.null_score, hit, rank)
-            candidates.append((calibrated_confidence(feats, config), feats, hit, span))
-    candidates.sort(key=lambda c: -c[0])
+    scored = sorted(
+        ((calibrated_confidence(c.features, config), c) for c in candidates(question, hits, reader, encoder, config)),
+        key=lambda pair: -pair[0],
+    )
 
     groups: dict[str, _Group] = {}
     taken: list[tuple[str, int, int]] = []  # (doc_id, start, end) already used by a better span
-    for conf, feats, hit, span in candidates:
+    for conf, cand in scored:
+        hit, span, feats = cand.hit, cand.span, cand.features
         src = _source(hit, span)
         overlaps = [
             (d, s, e) for d, s, e in taken if d == src.doc_id and s < src.doc_end and src.doc_start < e
@@ -129,8 +153,14 @@ def answer_from_hits(
     if not ranked or ranked[0].confidence < config.abstain_threshold:
         return [], True, False
 
-    confident = [g for g in ranked if g.confidence >= config.abstain_threshold]
-    conflicts = _conflicts(confident)
+    # A disagreeing answer counts when its own passage supports it: the reader prefers the span to "no
+    # answer" there (margin > 0) and its confidence is not negligible. The best answer itself must pass
+    # the abstention threshold (checked above).
+    confident = [
+        g for g in ranked
+        if g is ranked[0] or (g.features["margin"] > 0 and g.confidence >= config.conflict_min_confidence)
+    ]
+    conflicts = [(a, b) for a, b in _conflicts(confident) if a == 0]
     chosen = ranked[:k]
     for i in sorted({i for pair in conflicts for i in pair}):
         if confident[i] not in chosen:
@@ -148,7 +178,7 @@ def answer_from_hits(
 
 
 def _conflicts(groups: list[_Group]) -> list[tuple[int, int]]:
-    """Pairs of confident answers from different articles that state different quantities."""
+    """Pairs of supported answers from different articles that state different quantities."""
     pairs = []
     for a in range(len(groups)):
         for b in range(a + 1, len(groups)):

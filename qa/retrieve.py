@@ -55,8 +55,25 @@ def fuse(runs: Mapping[str, list[Hit]], weights: Mapping[str, float], rrf_k: int
     return [Hit(passages[pid], fused[pid], {**scores[pid], "fused": fused[pid]}) for pid in ranked]
 
 
+def diverse(hits: list[Hit], n: int, per_doc: int) -> list[Hit]:
+    """The best n hits with at most per_doc from one article, so that answers from several sources (and
+    disagreements between them) can be seen; falls back to the plain order when articles run out."""
+    counts: dict[str, int] = {}
+    chosen = []
+    for hit in hits:
+        if counts.get(hit.passage.doc_id, 0) < per_doc:
+            chosen.append(hit)
+            counts[hit.passage.doc_id] = counts.get(hit.passage.doc_id, 0) + 1
+        if len(chosen) == n:
+            return chosen
+    return chosen + [h for h in hits if h not in chosen][: n - len(chosen)]
+
+
 class Retriever:
-    """Answers questions from one built index. Models load lazily, once, on first use."""
+    """Answers questions from one built index. Models load lazily, once, on first use.
+
+    ``store`` (the loaded IndexStore: documents, passages, manifest, version) is public and read-only.
+    """
 
     def __init__(self, store: IndexStore, config: Config = DEFAULT_CONFIG,
                  encoder: Encoder | None = None, reader: Reader | None = None) -> None:
@@ -101,15 +118,16 @@ class Retriever:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         cfg = self.config
+        store = self.store  # one index version for the whole question, even if a reload swaps it meanwhile
         if mode == "sparse":
-            return sparse(self.store, question, max(k, cfg.sparse_depth))[:k]
+            return sparse(store, question, max(k, cfg.sparse_depth))[:k]
         if mode == "dense":
-            return dense(self.store, self.encoder, question, max(k, cfg.dense_depth))[:k]
+            return dense(store, self.encoder, question, max(k, cfg.dense_depth))[:k]
         if mode != "hybrid":
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         runs = {
-            "sparse": sparse(self.store, question, cfg.sparse_depth),
-            "dense": dense(self.store, self.encoder, question, cfg.dense_depth),
+            "sparse": sparse(store, question, cfg.sparse_depth),
+            "dense": dense(store, self.encoder, question, cfg.dense_depth),
         }
         weights = {"sparse": cfg.sparse_weight, "dense": cfg.dense_weight}
         return fuse(runs, weights, cfg.rrf_k, max(k, cfg.dense_depth))[:k]
@@ -120,10 +138,11 @@ class Retriever:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         t0 = time.perf_counter()
-        hits = self.search(question, k=max(self.config.reader_passages, 10))
+        hits = self.search(question, k=max(self.config.reader_passages * 4, 10))
         t1 = time.perf_counter()
+        to_read = diverse(hits, self.config.reader_passages, self.config.reader_passages_per_doc)
         answers, abstained, conflict = answer_from_hits(
-            question, hits[: self.config.reader_passages], self.reader, self.config, k
+            question, to_read, self.reader, self.encoder, self.config, k
         )
         t2 = time.perf_counter()
         return Response(
