@@ -22,16 +22,16 @@ from qa.types import Answer, Document, Hit, Paragraph, Passage, Response, Source
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_CONFIG",
     "Answer",
     "BuildReport",
     "Config",
-    "DEFAULT_CONFIG",
     "Document",
     "Hit",
     "IndexCorruptError",
-    "IndexStatus",
     "IndexMismatchError",
     "IndexNotFoundError",
+    "IndexStatus",
     "IngestError",
     "ModelLoadError",
     "Paragraph",
@@ -40,9 +40,9 @@ __all__ = [
     "Response",
     "Retriever",
     "Source",
+    "__version__",
     "build_index",
     "index_status",
-    "__version__",
 ]
 
 

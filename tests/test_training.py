@@ -45,7 +45,7 @@ def test_train_and_export_smoke(tmp_path, monkeypatch):
                               "--batch-size", "2", "--neg-fraction", "1.0", "--threads", "1"]) == 0
     log = json.loads((out / "train_log.json").read_text())
     assert log["questions"] == 4 and log["no_answer_windows"] >= 1
-    checkpoint = sorted(out.glob("step-*.safetensors"))[-1]
+    checkpoint = max(out.glob("step-*.safetensors"))
     meta = export_reader.export(checkpoint, tmp_path / "reader", max_len=128)
     assert meta["sha256"]["reader.onnx"]
     reading = OnnxReader(tmp_path / "reader").read("How far is the border?", [CONTEXT_B])[0]
