@@ -3,6 +3,9 @@
 Documents whose file hash is unchanged keep their passages and vectors from the previous index version, so
 only added or changed documents are split and embedded. The BM25 index is rebuilt over all passages every
 time (it takes milliseconds). A build with nothing to do writes nothing.
+
+A build holds the index directory's lock (``qa.store.index_lock``) from start to end: a second build into
+the same directory fails at once with IndexLockedError rather than racing the first one.
 """
 
 from __future__ import annotations
@@ -18,15 +21,18 @@ import numpy as np
 from qa.config import DEFAULT_CONFIG, Config
 from qa.embed import Encoder, get_encoder, model_package_version
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IngestError
-from qa.ingest import Skipped, file_hashes, load_corpus
+from qa.ingest import IngestResult, Skipped, file_hashes, load_corpus
 from qa.lexical import LexicalIndex
 from qa.passages import split_passages
 from qa.store import (
+    IndexLock,
     IndexStore,
     clean_stale,
     file_problems,
+    index_lock,
     load_index,
     manifest_problems,
+    manifest_shape_problems,
     read_manifest,
     save_index,
 )
@@ -44,6 +50,7 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    no_text: list[str] = field(default_factory=list)  # indexed articles that gave no passage (all boilerplate)
     passages_embedded: int = 0
     n_documents: int = 0
     n_passages: int = 0
@@ -53,6 +60,9 @@ class BuildReport:
 
     def summary(self) -> str:
         skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
+        if self.no_text:
+            names = ", ".join(self.no_text[:3]) + (", ..." if len(self.no_text) > 3 else "")
+            skipped += f", {len(self.no_text)} with no indexable text ({names})"
         if self.up_to_date:
             return (
                 f"index is up to date: {self.n_documents} documents{skipped}, {self.n_passages} passages, "
@@ -86,7 +96,9 @@ def build_index(
     """Index ``source`` (a folder of articles or a .jsonl corpus) into ``index_dir``, reusing what it can.
 
     Raises IngestError when no document can be read (or, with ``config.strict``, on the first unreadable
-    file) and ModelLoadError when the embedding model is missing. The previous index stays live on failure.
+    file), ModelLoadError when the embedding model is missing, IndexLockedError when another build is
+    writing to ``index_dir`` and IndexWriteError when the index cannot be written (disk full, read-only).
+    The previous index stays live on any failure, including the process being killed.
     """
     start = time.perf_counter()
     source, index_dir = Path(source), Path(index_dir)
@@ -95,15 +107,32 @@ def build_index(
             f"The encoder is {encoder.model_name!r} but the configuration asks for {config.model_name!r}: "
             "pass a matching encoder or set config.model_name."
         )
-    clean_stale(index_dir)
-    corpus = load_corpus(source, config)
-    documents = corpus.documents
-    if not documents:
+    corpus = load_corpus(source, config)  # reads only the source: no lock needed yet
+    if not corpus.documents:
         raise IngestError(
             f"No readable articles in {source} ({len(corpus.skipped)} skipped): "
             "add UTF-8 text files (title on the first line) or pass another --seeds folder."
         )
-    _check_unique(documents)
+    _check_unique(corpus.documents)
+    with index_lock(index_dir) as lock:
+        clean_stale(index_dir)  # safe: no other build can be writing here while we hold the lock
+        report = _build_locked(source, index_dir, corpus, config, progress, encoder, lock, start)
+    report.seconds = time.perf_counter() - start
+    logger.info("Built %s: %s", index_dir, report.summary())
+    return report
+
+
+def _build_locked(
+    source: Path,
+    index_dir: Path,
+    corpus: IngestResult,
+    config: Config,
+    progress: bool,
+    encoder: Encoder | None,
+    lock: IndexLock,
+    start: float,
+) -> BuildReport:
+    documents = corpus.documents
     skipped_files = _skipped_hashes(source, config, documents)
     previous = _previous_index(index_dir, config)
     old_docs = previous.documents if previous else {}
@@ -126,7 +155,7 @@ def build_index(
     ):
         report.up_to_date, report.version = True, previous.version
         report.n_passages = len(previous.passages)
-        report.seconds = time.perf_counter() - start
+        report.no_text = _without_passages(documents, previous.passages)
         logger.info("Index %s is up to date", index_dir)
         return report
 
@@ -136,6 +165,7 @@ def build_index(
     )
     lexical = LexicalIndex.build([f"{p.title}. {p.text}" for p in passages])
     report.n_passages = len(passages)
+    report.no_text = _without_passages(documents, passages)
     report.version = save_index(
         index_dir,
         documents=documents,
@@ -145,10 +175,15 @@ def build_index(
         config=config,
         build_seconds=time.perf_counter() - start,
         skipped_files=skipped_files,
+        lock=lock,
     )
-    report.seconds = time.perf_counter() - start
-    logger.info("Built %s: %s", index_dir, report.summary())
     return report
+
+
+def _without_passages(documents: list[Document], passages: list[Passage]) -> list[str]:
+    """Articles that were read but yield no passage (every paragraph is boilerplate): said, not hidden."""
+    with_text = {p.doc_id for p in passages}
+    return [d.doc_id for d in documents if d.doc_id not in with_text]
 
 
 def index_status(source: str | Path, index_dir: str | Path, config: Config = DEFAULT_CONFIG) -> IndexStatus:
@@ -163,6 +198,9 @@ def index_status(source: str | Path, index_dir: str | Path, config: Config = DEF
     problems = manifest_problems(manifest, config)
     if problems:
         return IndexStatus(False, "the index was built with " + "; ".join(problems))
+    problems = manifest_shape_problems(manifest)
+    if problems:
+        return IndexStatus(False, "the index is damaged: " + "; ".join(problems))
     missing = _missing_files(version_dir, manifest)
     if missing:
         return IndexStatus(False, "the index is damaged: " + "; ".join(missing))

@@ -142,15 +142,11 @@ def main(argv: list[str] | None = None) -> int:
             res = Retriever.load(args.index, _config(args)).ask(args.question, k=args.k)
             _print_response(res, args.json)
         elif args.command == "check":
-            from qa.store import verify_index
+            from qa.store import check_index
 
-            problems = verify_index(Path(args.index), DEFAULT_CONFIG)
-            for problem in problems:
-                print(f"problem: {problem}")
-            if problems:
-                print("Run `qa build` to repair the index.")
-                return 1
-            print(f"{args.index}: OK")
+            checked = check_index(Path(args.index), DEFAULT_CONFIG)
+            print("\n".join(checked.lines()))
+            return 0 if checked.ok else 1
         elif args.command == "eval":
             from qa.evaluate import format_table, run_eval
 

@@ -10,7 +10,8 @@ Decisions worth knowing:
   is everything after it. A file with a title but no body is rejected: it has nothing to answer from.
 - Paragraphs are non-empty lines, whether the article separates them with blank lines or single newlines.
 - Hidden files and folders (names starting with ".") are ignored; symlinks are followed only when they
-  resolve inside the folder.
+  resolve inside the folder. FIFOs, devices and sockets are skipped (reading one could block forever), and
+  so are file names that are not valid UTF-8 (they could not be stored in the index or shown).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import logging
 import os
 import re
+import stat
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -80,11 +82,11 @@ def normalise_text(raw: str) -> str:
 
 
 def _invisible(ch: str) -> bool:
-    """Format characters and control characters other than newline and tab."""
+    """Format and control characters other than newline and tab, and lone surrogates (from JSON escapes
+    such as "\\ud800": they cannot be written as UTF-8)."""
     if ch in "\n\t":
         return False
-    category = unicodedata.category(ch)
-    return category == "Cf" or category == "Cc"
+    return unicodedata.category(ch) in ("Cf", "Cc", "Cs")
 
 
 def make_document(
@@ -112,13 +114,16 @@ def read_article(path: Path, doc_id: str, config: Config) -> Document:
 
 def _read_article(path: Path, doc_id: str, config: Config) -> Document:
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise _Unreadable("it is not a regular file (a FIFO, device or socket); only plain text files are read")
+        size = info.st_size
         if size > config.max_file_bytes:
-            raise _Unreadable(
-                f"it is {size:,} bytes, larger than max_file_bytes ({config.max_file_bytes:,}); "
-                "split the article or raise --max-file-bytes"
-            )
-        raw = path.read_bytes()
+            raise _Unreadable(_too_large(size, config))
+        with path.open("rb") as handle:
+            raw = handle.read(config.max_file_bytes + 1)  # the file may have grown since stat()
+        if len(raw) > config.max_file_bytes:
+            raise _Unreadable(_too_large(len(raw), config))
     except OSError as exc:
         raise _Unreadable(f"cannot be read ({exc.strerror or exc}); check that it exists and is readable") from None
     text = _decode(raw)
@@ -131,6 +136,13 @@ def _read_article(path: Path, doc_id: str, config: Config) -> Document:
     if doc.paragraphs and not doc.content_paragraphs():
         logger.info("%s: every paragraph looks like site furniture; it will yield no passages", doc_id)
     return doc
+
+
+def _too_large(size: int, config: Config) -> str:
+    return (
+        f"it is {size:,} bytes, larger than max_file_bytes ({config.max_file_bytes:,}); "
+        "split the article or raise --max-file-bytes"
+    )
 
 
 def _decode(raw: bytes) -> str:
@@ -194,6 +206,8 @@ def file_hashes(folder: str | Path, config: Config) -> dict[str, str]:
         if problem:
             continue
         try:
+            if not stat.S_ISREG(path.stat().st_mode):  # never open a FIFO: it would block
+                continue
             hashes[doc_id] = _sha256_file(path)
         except OSError as exc:
             logger.debug("Cannot hash %s: %s", path, exc)
@@ -220,7 +234,7 @@ def _candidates(root: Path) -> Iterator[tuple[str, Path, str]]:
             if path.is_symlink():
                 dirnames.remove(name)  # never descend through links (loops, duplicates)
                 if not path.resolve().is_relative_to(real_root):
-                    found.append((_doc_id(path, root), path, _outside(path, root)))
+                    found.append((_printable(_doc_id(path, root)), path, _printable(_outside(path, root))))
                 else:
                     logger.debug("Not following %s: its target is read at its real path", path)
         for name in filenames:
@@ -229,13 +243,31 @@ def _candidates(root: Path) -> Iterator[tuple[str, Path, str]]:
                 continue
             problem = ""
             if path.is_symlink() and not path.resolve().is_relative_to(real_root):
-                problem = _outside(path, root)
-            found.append((_doc_id(path, root), path, problem))
+                problem = _printable(_outside(path, root))
+            doc_id = _doc_id(path, root)
+            if not _valid_utf8(doc_id):
+                doc_id = _printable(doc_id)
+                problem = "its name is not valid UTF-8; rename the file (e.g. with `convmv`) and build again"
+            found.append((doc_id, path, problem))
     yield from sorted(found, key=lambda item: item[0])
 
 
 def _doc_id(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
+
+
+def _valid_utf8(name: str) -> bool:
+    """False for names that Python decoded with surrogate escapes (bytes that are not UTF-8)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(name: str) -> str:
+    """A name with undecodable bytes shown as U+FFFD, safe to print and to store as JSON."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _outside(path: Path, root: Path) -> str:
@@ -287,13 +319,15 @@ def _record(line: bytes, number: int, config: Config) -> Document:
     text = _first(record, TEXT_KEYS)
     if doc_id is None:
         raise _Unreadable("no 'id', '_id' or 'pid' field; give every record an id")
+    if not _valid_utf8(str(doc_id)):
+        raise _Unreadable("the id holds a lone surrogate escape (e.g. \\ud800); give the record a valid id")
     if not isinstance(text, str) or not text.strip():
         raise _Unreadable("no text: put the passage in a non-empty 'text' (or 'context') string")
-    if len(text.encode("utf-8")) > config.max_file_bytes:
+    if len(text.encode("utf-8", "surrogatepass")) > config.max_file_bytes:
         raise _Unreadable(f"text is larger than max_file_bytes ({config.max_file_bytes:,}); split the record")
     title = record.get("title") or ""
     canonical = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    sha = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    sha = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()  # "\ud800" escapes
     return make_document(str(doc_id), str(title), text, sha, detect_boilerplate=False)
 
 

@@ -12,12 +12,27 @@ Layout::
         documents.jsonl        one Document per line, paragraphs included (the UI shows whole articles)
         bm25/                  LexicalIndex.save (bm25s JSON + .npy)
 
+      build.lock               held (fcntl.flock) by the one build that may write here
+
 A save writes a hidden ``.tmp-*`` directory, fsyncs it, renames it to ``v-*`` and only then swaps
-``CURRENT`` with ``os.replace``: a crash at any point leaves the previous version live. Nothing is pickled.
+``CURRENT`` with ``os.replace``: a crash at any point leaves the previous version live, and the next build
+removes what the crash left behind. Nothing is pickled.
+
+Promises, each proven by fault injection in tests/test_faults.py and tests/test_concurrency.py:
+
+- a build killed at any moment leaves the complete old or the complete new index (never half of one);
+- a write error (full disk, read-only directory) raises :class:`IndexWriteError` and changes nothing;
+- a second build into the same directory raises :class:`IndexLockedError` instead of deleting the first
+  one's temporary files;
+- every file is checksummed and cross-checked at load, so a damaged index raises IndexCorruptError (or
+  IndexMismatchError for another model, dimension or format) saying what is wrong and to run `qa build`;
+- a reader that loads while a build swaps versions gets one whole version (it retries if its version was
+  pruned under it).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -25,6 +40,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,9 +49,14 @@ from typing import Any
 import faiss
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows has no flock; builds there are not serialised
+    fcntl = None  # type: ignore[assignment]
+
 from qa.config import MODEL_NAME, MODEL_PACKAGE, Config
 from qa.embed import KNOWN_DIMENSIONS, model_package_version
-from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, QAError
 from qa.lexical import LexicalIndex
 from qa.types import Document, Paragraph, Passage
 
@@ -52,6 +73,16 @@ DOCUMENTS = "documents.jsonl"
 BM25_DIR = "bm25"
 TMP_PREFIX = ".tmp-"
 VERSION_PREFIX = "v-"
+LOCK = "build.lock"
+LOAD_ATTEMPTS = 3  # a load retries when a concurrent build made another version live while it read
+
+
+class IndexLockedError(QAError):
+    """Another build is writing to the same index directory: wait for it to finish, then build again."""
+
+
+class IndexWriteError(QAError):
+    """The index cannot be written (disk full, read-only, no permission); the live index is unchanged."""
 
 
 @dataclass
@@ -66,7 +97,7 @@ class IndexStore:
     faiss_index: faiss.Index
     vectors: np.ndarray
     lexical: LexicalIndex
-    _rows_by_doc: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    _rows_by_doc: dict[str, list[int]] | None = field(default=None, repr=False)
 
     def dense_search(self, query_vecs: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """Top-k (row, cosine) per query vector; queries must be L2-normalised like the passages."""
@@ -89,13 +120,80 @@ class IndexStore:
 
     def rows_of(self, doc_id: str) -> list[int]:
         """Vector/passage rows of one document (in passage order)."""
-        if not self._rows_by_doc:
+        rows_by_doc = self._rows_by_doc
+        if rows_by_doc is None:
+            # Built aside and published in one assignment: threads sharing this store never see half of it.
+            rows_by_doc = {}
             for i, p in enumerate(self.passages):
-                self._rows_by_doc.setdefault(p.doc_id, []).append(i)
-        return self._rows_by_doc.get(doc_id, [])
+                rows_by_doc.setdefault(p.doc_id, []).append(i)
+            self._rows_by_doc = rows_by_doc
+        return rows_by_doc.get(doc_id, [])
 
 
 # ---------------------------------------------------------------------------------------------- saving
+
+
+@dataclass(frozen=True)
+class IndexLock:
+    """Proof that this process holds the build lock of ``index_dir`` (from :func:`index_lock`)."""
+
+    index_dir: Path
+    fd: int
+
+
+@contextmanager
+def index_lock(index_dir: str | Path) -> Iterator[IndexLock]:
+    """Hold the exclusive build lock of ``index_dir`` (created if needed) for the ``with`` block.
+
+    Raises IndexLockedError at once when another build, in this or another process, holds it (a build can
+    take minutes, so waiting silently would look like a hang), and IndexWriteError when the directory
+    cannot be created or written. The lock is an ``fcntl.flock`` on ``build.lock``: the operating system
+    drops it when its holder dies, so a killed build never leaves the index locked.
+    """
+    index_dir = Path(index_dir)
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(index_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _write_error(index_dir, exc) from exc
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _lock_holder(fd)
+                raise IndexLockedError(
+                    f"Another build is running on {index_dir}{holder}: wait for it to finish, then run "
+                    "`qa build` again (a second build at the same time would undo the first one's work)."
+                ) from None
+            try:  # who holds it, for the message above; a full disk must not stop the build here
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+            except OSError:
+                pass
+        yield IndexLock(index_dir, fd)
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _lock_holder(fd: int) -> str:
+    try:
+        pid = os.pread(fd, 32, 0).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return f" (process {pid})" if pid.isdigit() else ""
+
+
+@contextmanager
+def _holding(index_dir: Path, lock: IndexLock | None) -> Iterator[None]:
+    """The caller's lock when it passed one (checked), else a lock taken for the block."""
+    if lock is None:
+        with index_lock(index_dir):
+            yield
+        return
+    if lock.index_dir.resolve() != index_dir.resolve():
+        raise ValueError(f"The lock is for {lock.index_dir}, not {index_dir}: pass the lock of the index written.")
+    yield
 
 
 def save_index(
@@ -108,43 +206,115 @@ def save_index(
     config: Config,
     build_seconds: float = 0.0,
     skipped_files: dict[str, str] | None = None,
+    lock: IndexLock | None = None,
 ) -> str:
     """Write a new index version and make it live; returns its name. Keeps the previous version.
 
     ``skipped_files`` ({path: sha256}) records source files that were seen but not indexed, so a later
-    status check does not take them for new files.
+    status check does not take them for new files. ``lock`` is the caller's :func:`index_lock` (a build
+    holds it from start to end); without one the save takes the lock itself.
+
+    Raises ValueError for inconsistent contents, IndexLockedError when another build holds the lock and
+    IndexWriteError when a file cannot be written; on any error the previous version stays live.
     """
     index_dir = Path(index_dir)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     _check_contents(documents, passages, vectors, lexical)
-    index_dir.mkdir(parents=True, exist_ok=True)
-    previous = _read_current(index_dir)
-    tmp = index_dir / f"{TMP_PREFIX}{secrets.token_hex(4)}"
-    tmp.mkdir()
-    try:
-        _write_version(tmp, documents, passages, vectors, lexical, config, build_seconds, skipped_files)
-        version = f"{VERSION_PREFIX}{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-        os.rename(tmp, index_dir / version)
-        _fsync_dir(index_dir)
-        _write_current(index_dir, version)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # best effort; the next build also removes leftovers
-        raise
-    logger.info("Saved index version %s (%d passages) in %s", version, len(passages), index_dir)
-    _prune(index_dir, keep={version, previous})
+    with _holding(index_dir, lock):
+        try:
+            previous = _read_current(index_dir)
+        except IndexCorruptError:  # a damaged CURRENT must not stop the build that repairs it
+            previous = None
+        tmp = index_dir / f"{TMP_PREFIX}{secrets.token_hex(4)}"
+        version = f"{VERSION_PREFIX}{datetime.now(UTC):%Y%m%dT%H%M%S}Z-{secrets.token_hex(3)}"
+        final = index_dir / version
+        try:
+            tmp.mkdir()
+            _write_version(tmp, documents, passages, vectors, lexical, config, build_seconds, skipped_files,
+                           previous)
+            os.rename(tmp, final)
+            _fsync_dir(index_dir)
+        except BaseException as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise _write_error(index_dir, exc) from exc
+            raise
+        try:
+            _write_current(index_dir, version)
+        except BaseException as exc:
+            live = _current_or_none(index_dir)
+            if live != version:  # the swap did not happen: the new version would be an orphan
+                shutil.rmtree(final, ignore_errors=True)
+            _best_effort_unlink(index_dir / f"{CURRENT}.tmp")
+            if isinstance(exc, OSError):
+                raise _write_error(index_dir, exc, unchanged=live != version) from exc
+            raise
+        logger.info("Saved index version %s (%d passages) in %s", version, len(passages), index_dir)
+        _prune(index_dir, keep={version, previous})
     return version
 
 
 def clean_stale(index_dir: str | Path) -> None:
-    """Remove leftovers of interrupted saves (``.tmp-*`` directories, ``CURRENT.tmp``)."""
+    """Remove what interrupted saves left: ``.tmp-*`` directories, ``CURRENT.tmp``, and versions that never
+    went live (neither the live one nor the previous one it records). Best effort: errors are logged.
+
+    Call it only while holding :func:`index_lock`: a running save's ``.tmp-*`` directory looks the same.
+    """
     index_dir = Path(index_dir)
     if not index_dir.is_dir():
         return
-    for entry in index_dir.iterdir():
+    try:
+        entries = list(index_dir.iterdir())
+    except OSError as exc:
+        logger.warning("Cannot list %s to clean it: %s", index_dir, exc)
+        return
+    for entry in entries:
         if entry.name.startswith(TMP_PREFIX) and entry.is_dir():
             logger.info("Removing leftover of an interrupted save: %s", entry)
             shutil.rmtree(entry, ignore_errors=True)
-    (index_dir / f"{CURRENT}.tmp").unlink(missing_ok=True)
+    _best_effort_unlink(index_dir / f"{CURRENT}.tmp")
+    live = _current_or_none(index_dir)
+    if live is None or not (index_dir / live / MANIFEST).is_file():
+        return  # without a readable live version, keep every version: someone may repair it by hand
+    try:
+        previous = json.loads((index_dir / live / MANIFEST).read_text(encoding="utf-8")).get("previous_version")
+    except (OSError, ValueError, AttributeError):
+        return
+    for entry in entries:
+        if entry.name.startswith(VERSION_PREFIX) and entry.name not in (live, previous) and entry.is_dir():
+            logger.info("Removing index version %s: an interrupted save left it, it never went live", entry.name)
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _best_effort_unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        logger.warning("Cannot remove %s: %s", path, exc)
+
+
+_WRITE_ERRORS = {
+    errno.ENOSPC: ("the disk is full (no space left on device)", "free some disk space"),
+    errno.EDQUOT: ("the disk quota is exceeded", "free some disk space"),
+    errno.EROFS: ("the file system is read-only", "mount it read-write"),
+    errno.EACCES: ("permission denied", "make the directory writable for this user"),
+    errno.EPERM: ("the operation is not permitted", "make the directory writable for this user"),
+}
+
+
+def _write_error(index_dir: Path, exc: OSError, unchanged: bool = True) -> IndexWriteError:
+    """An IndexWriteError saying what failed (disk full, read-only, ...) and what to do about it."""
+    what, fix = _WRITE_ERRORS.get(exc.errno, (exc.strerror or str(exc), "check the disk and the directory"))
+    where = f" (writing {exc.filename})" if exc.filename else ""
+    state = (
+        "The live index was not changed. " if unchanged
+        else "The new version is live but may not be flushed to disk. "
+    )
+    return IndexWriteError(
+        f"Cannot write the index in {index_dir}: {what}{where}. {state}"
+        f"To fix it, {fix} or pass another --index directory, then run `qa build` again."
+    )
 
 
 def _check_contents(
@@ -171,11 +341,14 @@ def _write_version(
     config: Config,
     build_seconds: float,
     skipped_files: dict[str, str] | None,
+    previous: str | None = None,
 ) -> None:
     dimension = int(vectors.shape[1])
     flat = faiss.IndexFlatIP(dimension)
     flat.add(vectors)
-    faiss.write_index(flat, str(directory / VECTORS_FAISS))
+    # Serialised here and written by Python, so a full disk raises OSError (faiss's own writer raises a
+    # RuntimeError that does not say why).
+    _write_bytes(directory / VECTORS_FAISS, faiss.serialize_index(flat).tobytes())
     with open(directory / VECTORS_NPY, "wb") as f:
         np.save(f, vectors, allow_pickle=False)
     _write_jsonl(directory / PASSAGES, (asdict(p) for p in passages))
@@ -197,6 +370,7 @@ def _write_version(
         "counts": {"documents": len(documents), "passages": len(passages)},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "build_seconds": round(build_seconds, 3),
+        "previous_version": previous,  # kept beside this one (for readers still on it); others are pruned
         "checksums": {name: _sha256(directory / name) for name in _relative_files(directory)},
     }
     _write_bytes(directory / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
@@ -212,8 +386,16 @@ def _write_current(index_dir: Path, version: str) -> None:
 
 
 def _prune(index_dir: Path, keep: set[str | None]) -> None:
-    """Delete versions other than the live and previous one, and leftovers of interrupted saves."""
-    for entry in index_dir.iterdir():
+    """Delete versions other than the live and previous one, and leftovers of interrupted saves.
+
+    Best effort: the new version is already live, so a failure here only leaves garbage for the next build.
+    """
+    try:
+        entries = list(index_dir.iterdir())
+    except OSError as exc:
+        logger.warning("Cannot list %s to remove old versions: %s", index_dir, exc)
+        return
+    for entry in entries:
         if entry.is_dir() and entry.name.startswith(VERSION_PREFIX) and entry.name not in keep:
             logger.info("Removing old index version %s", entry.name)
             shutil.rmtree(entry, ignore_errors=True)
@@ -274,12 +456,15 @@ def read_manifest(index_dir: str | Path) -> tuple[Path, dict[str, Any]]:
     version = _read_current(index_dir)
     if version is None:
         raise IndexNotFoundError(f"No index at {index_dir}: run `qa build --seeds DIR --index {index_dir}`.")
-    version_dir = index_dir / version
+    return index_dir / version, _read_manifest_file(index_dir, index_dir / version)
+
+
+def _read_manifest_file(index_dir: Path, version_dir: Path) -> dict[str, Any]:
     manifest_path = version_dir / MANIFEST
     if not manifest_path.is_file():
         raise IndexCorruptError(
-            f"Index at {index_dir} is damaged: {CURRENT} names {version!r} but {manifest_path} is missing; "
-            "run `qa build` to repair it."
+            f"Index at {index_dir} is damaged: {CURRENT} names {version_dir.name!r} but {manifest_path} is "
+            "missing; run `qa build` to repair it."
         )
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -290,13 +475,16 @@ def read_manifest(index_dir: str | Path) -> tuple[Path, dict[str, Any]]:
         ) from exc
     if not isinstance(manifest, dict):
         raise IndexCorruptError(f"{manifest_path} does not hold a JSON object: run `qa build` to repair it.")
-    return version_dir, manifest
+    return manifest
 
 
 def manifest_problems(
     manifest: dict[str, Any], config: Config, expected_dimension: int | None = None
 ) -> list[str]:
-    """How the stored index differs from what ``config`` asks for ([] when it matches)."""
+    """How the stored index differs from what ``config`` asks for ([] when it matches).
+
+    Never raises, even on a damaged manifest (``manifest_shape_problems`` reports those).
+    """
     problems = []
     if manifest.get("format_version") != FORMAT_VERSION:
         problems.append(
@@ -315,12 +503,58 @@ def manifest_problems(
             f"index type {manifest.get('index_type')!r} (normalised={manifest.get('normalised')!r}), "
             f"expected {INDEX_TYPE!r} over normalised vectors"
         )
-    stored = manifest.get("settings") or {}
+    stored = manifest.get("settings")
+    stored = stored if isinstance(stored, dict) else {}
     wanted = config.index_settings()
-    for key in sorted(set(stored) | set(wanted)):
+    for key in sorted(set(stored) | set(wanted), key=str):
         if key != "model_name" and stored.get(key) != wanted.get(key):
             problems.append(f"{key}={stored.get(key)!r}, the configuration has {key}={wanted.get(key)!r}")
     return problems
+
+
+_MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "model_name": str,
+    "dimension": int,
+    "normalised": bool,
+    "index_type": str,
+    "settings": dict,
+    "files": dict,
+    "counts": dict,
+    "checksums": dict,
+}
+
+
+def manifest_shape_problems(manifest: dict[str, Any]) -> list[str]:
+    """Fields of a current-format manifest that are missing or of the wrong type (a damaged manifest)."""
+    problems = []
+    for key, kind in _MANIFEST_FIELDS.items():
+        value = manifest.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            problems.append(f"{MANIFEST} field {key!r} is {value!r}, expected a {kind.__name__}")  # type: ignore[union-attr]
+    counts = manifest.get("counts")
+    if isinstance(counts, dict):
+        for key in ("documents", "passages"):
+            if not isinstance(counts.get(key), int) or isinstance(counts.get(key), bool) or counts[key] < 0:
+                problems.append(f"{MANIFEST} counts[{key!r}] is {counts.get(key)!r}, expected a count")
+    for key in ("files", "skipped_files"):
+        value = manifest.get(key, {})
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            problems.append(f"{MANIFEST} field {key!r} is not a mapping of file names to hashes")
+    checksums = manifest.get("checksums")
+    if isinstance(checksums, dict):
+        if not checksums:
+            problems.append(f"{MANIFEST} lists no checksums")
+        for name, digest in checksums.items():
+            if not _safe_relative(name) or not (isinstance(digest, str) and len(digest) == 64):
+                problems.append(f"{MANIFEST} has a bad checksum entry {name!r}: {digest!r}")
+    return problems
+
+
+def _safe_relative(name: object) -> bool:
+    """A plain relative path inside the version directory (the manifest must not point elsewhere)."""
+    if not isinstance(name, str) or not name or name.startswith("/") or "\\" in name:
+        return False
+    return all(part not in ("", ".", "..") for part in name.split("/"))
 
 
 def file_problems(version_dir: Path, manifest: dict[str, Any]) -> list[str]:
@@ -334,12 +568,32 @@ def file_problems(version_dir: Path, manifest: dict[str, Any]) -> list[str]:
         if name not in checksums:
             problems.append(f"{name} is not listed in the manifest")
     for name, expected in sorted(checksums.items()):
+        if not _safe_relative(name):
+            problems.append(f"the manifest lists {name!r}, which is not a file of the index")
+            continue
         path = version_dir / name
         if not path.is_file():
             problems.append(f"{path} is missing")
-        elif _sha256(path) != expected:
+            continue
+        try:
+            actual = _sha256(path)
+        except OSError as exc:
+            problems.append(f"{path} cannot be read ({exc.strerror or exc})")
+            continue
+        if actual != expected:
             problems.append(f"{path} does not match its checksum (truncated or edited)")
     return problems
+
+
+def _unlisted_files(version_dir: Path, manifest: dict[str, Any]) -> list[str]:
+    """Files in the version directory that the manifest does not list (added or renamed by hand)."""
+    checksums = manifest.get("checksums")
+    listed = set(checksums) if isinstance(checksums, dict) else set()
+    try:
+        return [f"{version_dir / name} is not listed in the manifest (added by hand?)"
+                for name in _relative_files(version_dir) if name not in listed]
+    except OSError:
+        return []
 
 
 def load_index(
@@ -349,16 +603,28 @@ def load_index(
 
     Raises IndexNotFoundError (no index), IndexMismatchError (built with another format version, model,
     dimension or settings) or IndexCorruptError (file missing, altered or inconsistent); each message says
-    to run `qa build`.
+    to run `qa build`. When a concurrent build makes another version live (and prunes this one) while it is
+    being read, the load starts again on the new version.
     """
     index_dir = Path(index_dir)
-    version_dir, manifest = read_manifest(index_dir)
-    problems = manifest_problems(manifest, config, expected_dimension)
-    if problems:
-        raise IndexMismatchError(
-            f"Index at {index_dir} was built with {'; '.join(problems)}. "
-            f"Run `qa build --seeds DIR --index {index_dir}` to rebuild it with the current settings."
-        )
+    for attempt in range(1, LOAD_ATTEMPTS + 1):
+        version = _read_current(index_dir)
+        if version is None:
+            raise IndexNotFoundError(f"No index at {index_dir}: run `qa build --seeds DIR --index {index_dir}`.")
+        try:
+            return _load_version(index_dir, index_dir / version, config, expected_dimension, mmap)
+        except IndexCorruptError:
+            if attempt == LOAD_ATTEMPTS or _current_or_none(index_dir) in (version, None):
+                raise  # the version did not change under us: it is really damaged
+            logger.info("Index %s: %s was replaced while loading; loading the new version", index_dir, version)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _load_version(
+    index_dir: Path, version_dir: Path, config: Config, expected_dimension: int | None, mmap: bool
+) -> IndexStore:
+    manifest = _read_manifest_file(index_dir, version_dir)
+    _raise_for_manifest(index_dir, manifest, config, expected_dimension)
     _warn_package_version(manifest)
     problems = file_problems(version_dir, manifest)
     if problems:
@@ -371,33 +637,141 @@ def load_index(
     return store
 
 
-def verify_index(index_dir: str | Path, config: Config) -> list[str]:
-    """Every problem found with the index ([] when it is healthy); for `qa check`."""
-    index_dir = Path(index_dir)
-    try:
-        version_dir, manifest = read_manifest(index_dir)
-    except (IndexNotFoundError, IndexCorruptError) as exc:
-        return [str(exc)]
-    problems = manifest_problems(manifest, config) + file_problems(version_dir, manifest)
+def _raise_for_manifest(
+    index_dir: Path, manifest: dict[str, Any], config: Config, expected_dimension: int | None
+) -> None:
+    if manifest.get("format_version") == FORMAT_VERSION:
+        problems = manifest_shape_problems(manifest)
+        if problems:
+            raise _corrupt(index_dir, problems)
+    problems = manifest_problems(manifest, config, expected_dimension)
     if problems:
-        return problems
+        raise IndexMismatchError(
+            f"Index at {index_dir} was built with {'; '.join(problems)}. "
+            f"Run `qa build --seeds DIR --index {index_dir}` to rebuild it with the current settings."
+        )
+
+
+@dataclass
+class IndexCheck:
+    """What `qa check` found: the live version, what it holds, the files checked, and every problem."""
+
+    index_dir: Path
+    version: str | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    files_checked: list[str] = field(default_factory=list)  # relative to the version directory
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def lines(self) -> list[str]:
+        """What `qa check` prints: version, model, counts, files checked, then each problem and the fix."""
+        m = self.manifest
+        out = [f"index: {self.index_dir}"]
+        if self.version:
+            out.append(f"version: {self.version} (created {m.get('created', '?')}, "
+                       f"built in {m.get('build_seconds', '?')} s, format {m.get('format_version', '?')})")
+            package = f" ({m['model_package']} {m.get('model_package_version')})" if m.get("model_package") else ""
+            out.append(f"model: {m.get('model_name', '?')}{package}, dimension {m.get('dimension', '?')}")
+            counts = m.get("counts") if isinstance(m.get("counts"), dict) else {}
+            out.append(f"contents: {counts.get('documents', '?')} documents, {counts.get('passages', '?')} passages")
+        if self.files_checked:
+            out.append(f"files checked: {len(self.files_checked)} ({', '.join(self.files_checked)})")
+        if self.ok:
+            out.append("problems: none (checksums, manifest, counts and cross-references agree)")
+            return out
+        out.append(f"problems: {len(self.problems)}")
+        out += [f"  - {problem}" for problem in self.problems]
+        out.append(f"Run `qa build --seeds DIR --index {self.index_dir}` to repair the index.")
+        return out
+
+
+def check_index(index_dir: str | Path, config: Config) -> IndexCheck:
+    """Check the live index as thoroughly as a load does, and more (unlisted files), without raising."""
+    report = IndexCheck(Path(index_dir))
     try:
-        store = _read_version(index_dir, version_dir, manifest, mmap=True)
+        version_dir, manifest = read_manifest(report.index_dir)
+    except (IndexNotFoundError, IndexCorruptError) as exc:
+        report.problems.append(str(exc))
+        return report
+    report.version, report.manifest = version_dir.name, manifest
+    shape = manifest_shape_problems(manifest) if manifest.get("format_version") == FORMAT_VERSION else []
+    report.problems += manifest_problems(manifest, config) + shape
+    checksums = manifest.get("checksums")
+    if isinstance(checksums, dict):
+        report.files_checked = [MANIFEST] + sorted(str(name) for name in checksums)
+    report.problems += file_problems(version_dir, manifest) + _unlisted_files(version_dir, manifest)
+    if report.problems:
+        return report
+    try:
+        store = _read_version(report.index_dir, version_dir, manifest, mmap=True)
     except IndexCorruptError as exc:
-        return [str(exc)]
-    return _consistency_problems(store)
+        report.problems.append(str(exc))
+        return report
+    report.problems += _consistency_problems(store)
+    return report
+
+
+def verify_index(index_dir: str | Path, config: Config) -> list[str]:
+    """Every problem found with the index ([] when it is healthy)."""
+    return check_index(index_dir, config).problems
 
 
 def _read_current(index_dir: Path) -> str | None:
+    """The live version's name; None when there is no CURRENT; IndexCorruptError when it is garbage."""
     try:
         name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
     except (FileNotFoundError, NotADirectoryError):
         return None
-    if not name.startswith(VERSION_PREFIX) or "/" in name or "\\" in name:
+    except (OSError, UnicodeDecodeError) as exc:
         raise IndexCorruptError(
-            f"{index_dir / CURRENT} holds {name!r}, not a version name: run `qa build` to repair the index."
+            f"{index_dir / CURRENT} cannot be read ({exc}): run `qa build` to repair the index."
+        ) from exc
+    if not name.startswith(VERSION_PREFIX) or "/" in name or "\\" in name or "\n" in name:
+        raise IndexCorruptError(
+            f"{index_dir / CURRENT} holds {name[:80]!r}, not a version name: run `qa build` to repair the index."
         )
     return name
+
+
+def _current_or_none(index_dir: Path) -> str | None:
+    try:
+        return _read_current(index_dir)
+    except IndexCorruptError:
+        return None
+
+
+_PASSAGE_FIELDS = {"passage_id": str, "doc_id": str, "title": str, "text": str, "start": int, "end": int}
+_DOCUMENT_FIELDS = {"doc_id": str, "title": str, "text": str, "sha256": str}
+_PARAGRAPH_FIELDS = {"start": int, "end": int, "boilerplate": bool, "reason": str}
+
+
+def _typed(record: Any, fields: dict[str, type], what: str) -> dict[str, Any]:
+    """``record`` if it is an object with exactly these fields of these types; ValueError otherwise."""
+    if not isinstance(record, dict) or set(record) != set(fields):
+        keys = sorted(record) if isinstance(record, dict) else type(record).__name__
+        raise ValueError(f"a {what} record has fields {keys}, expected {sorted(fields)}")
+    for key, kind in fields.items():
+        if not isinstance(record[key], kind) or (kind is int and isinstance(record[key], bool)):
+            raise ValueError(f"a {what} record has {key}={record[key]!r}, expected a {kind.__name__}")
+    return record
+
+
+def _passage(record: Any) -> Passage:
+    return Passage(**_typed(record, _PASSAGE_FIELDS, "passage"))
+
+
+def _document(record: Any) -> Document:
+    if not isinstance(record, dict):
+        raise TypeError(f"a document record is a {type(record).__name__}, expected an object")
+    record = dict(record)
+    paragraphs = record.pop("paragraphs", [])
+    if not isinstance(paragraphs, list):
+        raise TypeError("a document record's paragraphs is not a list")
+    paras = tuple(Paragraph(**_typed(p, _PARAGRAPH_FIELDS, "paragraph")) for p in paragraphs)
+    return Document(**_typed(record, _DOCUMENT_FIELDS, "document"), paragraphs=paras)
 
 
 def _read_version(index_dir: Path, version_dir: Path, manifest: dict[str, Any], mmap: bool) -> IndexStore:
@@ -405,16 +779,16 @@ def _read_version(index_dir: Path, version_dir: Path, manifest: dict[str, Any], 
         return _corrupt(index_dir, [f"{version_dir / name} cannot be read ({type(exc).__name__}: {exc})"])
 
     try:
-        passages = [Passage(**r) for r in _read_jsonl(version_dir / PASSAGES)]
+        passages = [_passage(r) for r in _read_jsonl(version_dir / PASSAGES)]
     except (OSError, ValueError, TypeError) as exc:
         raise fail(PASSAGES, exc) from exc
     try:
         documents = {d.doc_id: d for d in (_document(r) for r in _read_jsonl(version_dir / DOCUMENTS))}
-    except (OSError, ValueError, TypeError, KeyError) as exc:
+    except (OSError, ValueError, TypeError) as exc:
         raise fail(DOCUMENTS, exc) from exc
     try:
         vectors = np.load(version_dir / VECTORS_NPY, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         raise fail(VECTORS_NPY, exc) from exc
     try:
         flat = faiss.read_index(str(version_dir / VECTORS_FAISS))
@@ -422,32 +796,70 @@ def _read_version(index_dir: Path, version_dir: Path, manifest: dict[str, Any], 
         raise fail(VECTORS_FAISS, exc) from exc
     try:
         lexical = LexicalIndex.load(version_dir / BM25_DIR, mmap=mmap)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise fail(BM25_DIR, exc) from exc
     return IndexStore(version_dir, version_dir.name, manifest, passages, documents, flat, vectors, lexical)
 
 
 def _consistency_problems(store: IndexStore) -> list[str]:
+    """Cross-checks between files whose checksums match: catches a manifest rewritten to fit edited files."""
     n = len(store.passages)
+    dimension = store.manifest.get("dimension")
     counts = store.manifest.get("counts") or {}
     problems = []
+    vectors_ok = False
     if store.vectors.ndim != 2 or store.vectors.shape[0] != n:
         problems.append(f"{VECTORS_NPY} has shape {store.vectors.shape} for {n} passages")
-    elif store.vectors.shape[1] != store.manifest.get("dimension"):
-        problems.append(f"{VECTORS_NPY} has dimension {store.vectors.shape[1]}, the manifest says "
-                        f"{store.manifest.get('dimension')}")
-    if store.faiss_index.ntotal != n or store.faiss_index.d != store.manifest.get("dimension"):
+    elif store.vectors.shape[1] != dimension:
+        problems.append(f"{VECTORS_NPY} has dimension {store.vectors.shape[1]}, the manifest says {dimension}")
+    elif store.vectors.dtype != np.float32:
+        problems.append(f"{VECTORS_NPY} holds {store.vectors.dtype} numbers, expected float32")
+    else:
+        vectors_ok = True
+    if store.faiss_index.ntotal != n or store.faiss_index.d != dimension:
         problems.append(f"{VECTORS_FAISS} holds {store.faiss_index.ntotal} vectors of dimension "
-                        f"{store.faiss_index.d} for {n} passages")
+                        f"{store.faiss_index.d} for {n} passages of dimension {dimension}")
+        vectors_ok = False
+    elif store.faiss_index.metric_type != faiss.METRIC_INNER_PRODUCT:
+        problems.append(f"{VECTORS_FAISS} does not rank by inner product (metric {store.faiss_index.metric_type})")
+    if vectors_ok:
+        problems += _vector_problems(store)
     if len(store.lexical) != n:
         problems.append(f"{BM25_DIR}/ indexes {len(store.lexical)} rows for {n} passages")
     if counts.get("passages") != n or counts.get("documents") != len(store.documents):
         problems.append(f"the manifest counts {counts} differ from the files "
                         f"({len(store.documents)} documents, {n} passages)")
+    files = store.manifest.get("files") or {}
+    if {k: d.sha256 for k, d in store.documents.items()} != files:
+        problems.append(f"the manifest's article list differs from {DOCUMENTS}")
     missing = {p.doc_id for p in store.passages} - set(store.documents)
     if missing:
         problems.append(f"{PASSAGES} refers to documents missing from {DOCUMENTS}: {sorted(missing)[:5]}")
+    ids = [p.passage_id for p in store.passages]
+    if len(set(ids)) != len(ids):
+        problems.append(f"{PASSAGES} repeats passage ids")
+    wrong = [p.passage_id for p in store.passages
+             if p.doc_id in store.documents and store.documents[p.doc_id].text[p.start:p.end] != p.text]
+    if wrong:
+        problems.append(f"{len(wrong)} passages do not match their article's text at their offsets "
+                        f"(e.g. {wrong[0]!r})")
     return problems
+
+
+def _vector_problems(store: IndexStore, chunk: int = 8192) -> list[str]:
+    """NaN/unnormalised vectors, or a faiss index holding other vectors than vectors.npy."""
+    for start in range(0, len(store.vectors), chunk):
+        rows = np.asarray(store.vectors[start : start + chunk])
+        if not np.isfinite(rows).all():
+            return [f"{VECTORS_NPY} holds NaN or infinite numbers (rows from {start})"]
+        if not np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-3):
+            return [f"{VECTORS_NPY} holds vectors that are not L2-normalised (rows from {start})"]
+        if not isinstance(store.faiss_index, faiss.IndexFlat):
+            continue  # approximate indexes (HNSW, IVF-PQ) do not give back their vectors exactly
+        stored = store.faiss_index.reconstruct_n(start, len(rows))
+        if not np.allclose(stored, rows, atol=1e-6):
+            return [f"{VECTORS_FAISS} and {VECTORS_NPY} hold different vectors (rows from {start})"]
+    return []
 
 
 def _corrupt(index_dir: Path, problems: list[str]) -> IndexCorruptError:
@@ -467,13 +879,8 @@ def _warn_package_version(manifest: dict[str, Any]) -> None:
         )
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+def _read_jsonl(path: Path) -> Iterator[Any]:
     with open(path, encoding="utf-8") as f:
         for line in f:
             if line.strip():
                 yield json.loads(line)
-
-
-def _document(record: dict[str, Any]) -> Document:
-    paragraphs = tuple(Paragraph(**p) for p in record.pop("paragraphs", ()))
-    return Document(**record, paragraphs=paragraphs)

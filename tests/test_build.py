@@ -200,3 +200,35 @@ def test_jsonl_corpus_is_incremental_per_record(tmp_path, counting):
     assert index_status(corpus, index_dir).changed == ["p2"]
     second = _build(corpus, index_dir, counting)
     assert second.changed == ["p2"] and second.unchanged == ["p1"] and counting.embedded == 1
+
+
+def test_article_with_only_boilerplate_is_named_in_the_summary(small_source, tmp_path, counting):
+    (small_source / "footer.txt").write_text(
+        "Footer page\n\nCopyright © 2024 Example News. All rights reserved.\n\neditor@example.com\n", encoding="utf-8")
+    report = _build(small_source, tmp_path / "index", counting)
+    assert "footer.txt" in report.added and report.no_text == ["footer.txt"]
+    assert "1 with no indexable text (footer.txt)" in report.summary()
+    assert "footer.txt" not in {p.doc_id for p in store.load_index(tmp_path / "index", DEFAULT_CONFIG).passages}
+    again = _build(small_source, tmp_path / "index", counting)
+    assert again.up_to_date and "1 with no indexable text (footer.txt)" in again.summary()
+
+
+def test_a_bad_source_creates_no_index_directory(tmp_path, counting):
+    with pytest.raises(IngestError, match="does not exist"):
+        _build(tmp_path / "missing", tmp_path / "index", counting)
+    assert not (tmp_path / "index").exists()
+
+
+def test_a_failed_build_releases_the_lock(small_source, tmp_path, counting, monkeypatch):
+    index_dir = tmp_path / "index"
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("encoder crashed")
+
+    monkeypatch.setattr(counting, "encode_passages", boom)
+    with pytest.raises(RuntimeError, match="encoder crashed"):
+        _build(small_source, index_dir, counting)
+    monkeypatch.undo()
+    with store.index_lock(index_dir):  # free again
+        pass
+    assert _build(small_source, index_dir, counting).n_documents == 2

@@ -281,3 +281,67 @@ def test_make_document_marks_boilerplate() -> None:
     doc = make_document("x", " T ", "Real sentence one here, it is long enough.\ncontact@example.org", "0" * 64)
     assert doc.title == "T"
     assert [p.boilerplate for p in doc.paragraphs] == [False, True]
+
+
+# --- files that are not plain articles ----------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_is_skipped_not_read(tmp_path: Path) -> None:
+    """Reading a FIFO would block the build forever; it is skipped with a reason, and never hashed."""
+    _write(tmp_path, "good.txt", ARTICLE)
+    os.mkfifo(tmp_path / "pipe.txt")
+    result = load_folder(tmp_path, DEFAULT_CONFIG)
+    assert [d.doc_id for d in result.documents] == ["good.txt"]
+    assert result.skipped == [Skipped("pipe.txt", result.skipped[0].reason)]
+    assert "not a regular file" in result.skipped[0].reason
+    assert set(file_hashes(tmp_path, DEFAULT_CONFIG)) == {"good.txt"}
+    with pytest.raises(IngestError, match=r"pipe\.txt.*not a regular file"):
+        load_folder(tmp_path, STRICT)
+
+
+def test_file_name_that_is_not_utf8_is_skipped_with_a_printable_name(tmp_path: Path) -> None:
+    (tmp_path / os.fsdecode(b"caf\xe9.txt")).write_text(ARTICLE, encoding="utf-8")
+    _write(tmp_path, "ok.txt", ARTICLE)
+    result = load_folder(tmp_path, DEFAULT_CONFIG)
+    assert [d.doc_id for d in result.documents] == ["ok.txt"]
+    (skipped,) = result.skipped
+    assert skipped.path == "caf\ufffd.txt" and "name is not valid UTF-8" in skipped.reason
+    skipped.path.encode("utf-8")  # printable and storable, unlike the surrogate-escaped name
+    assert set(file_hashes(tmp_path, DEFAULT_CONFIG)) == {"ok.txt"}
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_dangling_symlink_is_skipped_with_a_reason(tmp_path: Path) -> None:
+    (tmp_path / "gone.txt").symlink_to(tmp_path / "missing.txt")
+    _write(tmp_path, "ok.txt", ARTICLE)
+    result = load_folder(tmp_path, DEFAULT_CONFIG)
+    assert [s.path for s in result.skipped] == ["gone.txt"] and "cannot be read" in result.skipped[0].reason
+
+
+def test_size_limit_is_checked_on_the_bytes_read(tmp_path: Path, monkeypatch) -> None:
+    """A file that grows between stat() and read() is still held to the limit."""
+    path = _write(tmp_path, "grows.txt", ARTICLE * 10)
+    real_stat = Path.stat
+
+    def small_stat(self, *args, **kwargs):
+        result = real_stat(self, *args, **kwargs)
+        if self.name != "grows.txt":
+            return result
+        fields = list(result)
+        fields[6] = 10  # st_size
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(Path, "stat", small_stat)
+    with pytest.raises(IngestError, match=r"larger than max_file_bytes \(100\)"):
+        read_article(path, "grows.txt", Config(max_file_bytes=100))
+
+
+def test_jsonl_lone_surrogates_are_dropped_from_text_and_refused_in_ids(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path, ['{"id": "a", "title": "T\\ud800", "text": "Broken \\udc00escape here."}',
+                             '{"id": "\\ud800", "text": "Fine text."}'])
+    result = load_jsonl(path, DEFAULT_CONFIG)
+    (doc,) = result.documents
+    assert (doc.title, doc.text) == ("T", "Broken escape here.")
+    assert "lone surrogate" in result.skipped[0].reason
+    json.dumps(doc.__dict__ | {"paragraphs": []}, ensure_ascii=False).encode("utf-8")

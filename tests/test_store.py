@@ -192,7 +192,7 @@ def test_crash_while_writing_files_keeps_old_index(saved, encoder, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(store, "_write_jsonl", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(store.IndexWriteError, match=r"Cannot write the index in .*disk full.*was not changed"):
         _save(saved, encoder, docs=DOCS[:1])
     assert (saved / "CURRENT").read_text() == before
     assert len(store.load_index(saved, DEFAULT_CONFIG).passages) == 3
@@ -225,3 +225,78 @@ def test_save_rejects_inconsistent_contents(tmp_path):
     with pytest.raises(ValueError, match="L2-normalised"):
         store.save_index(tmp_path, documents=DOCS, passages=passages, vectors=np.ones((3, 384)),
                          lexical=LexicalIndex.build(["a"] * 3), config=DEFAULT_CONFIG)
+
+
+def test_save_with_the_lock_of_another_directory_is_refused(saved, tmp_path, encoder):
+    with store.index_lock(tmp_path / "elsewhere") as lock, pytest.raises(ValueError, match="lock is for"):
+        passages = _passages(DOCS)
+        store.save_index(saved, documents=DOCS, passages=passages,
+                         vectors=encoder.encode_passages([p.title for p in passages], [p.text for p in passages]),
+                         lexical=LexicalIndex.build([p.text for p in passages]), config=DEFAULT_CONFIG, lock=lock)
+
+
+def test_lock_is_exclusive_and_reusable(tmp_path):
+    busy = r"Another build is running on .*ix \(process \d+\)"
+    with store.index_lock(tmp_path / "ix"), pytest.raises(store.IndexLockedError, match=busy), \
+            store.index_lock(tmp_path / "ix"):
+        pass
+    with store.index_lock(tmp_path / "ix"):  # released on exit
+        pass
+    assert (tmp_path / "ix" / "build.lock").is_file()
+
+
+def test_save_repairs_a_garbage_current(saved, encoder):
+    (saved / "CURRENT").write_text("garbage\n")
+    version = _save(saved, encoder, docs=DOCS[1:])
+    assert (saved / "CURRENT").read_text().strip() == version
+    assert list(store.load_index(saved, DEFAULT_CONFIG).documents) == ["food.txt"]
+
+
+def test_manifest_records_the_previous_version_which_is_kept(saved, encoder):
+    first = (saved / "CURRENT").read_text().strip()
+    second = _save(saved, encoder, docs=DOCS[:1])
+    manifest = json.loads((saved / second / "manifest.json").read_text())
+    assert manifest["previous_version"] == first and (saved / first).is_dir()
+    store.clean_stale(saved)
+    assert (saved / first).is_dir()  # the previous version is not a leftover
+
+
+def test_load_retries_when_a_build_replaces_the_version_being_read(saved, encoder, monkeypatch):
+    """A reader that read CURRENT just before two builds swapped it (and pruned its version) loads the new one."""
+    real_read = store._read_version
+    calls = []
+
+    def read_then_vanish(index_dir, version_dir, manifest, mmap):
+        calls.append(version_dir.name)
+        if len(calls) == 1:  # while we read, two builds run: our version is pruned
+            _save(saved, encoder, docs=DOCS[:1])
+            _save(saved, encoder, docs=DOCS[1:])
+            assert not version_dir.exists()
+            raise store._corrupt(index_dir, [f"{version_dir / 'passages.jsonl'} cannot be read"])
+        return real_read(index_dir, version_dir, manifest, mmap)
+
+    monkeypatch.setattr(store, "_read_version", read_then_vanish)
+    loaded = store.load_index(saved, DEFAULT_CONFIG)
+    assert len(calls) == 2 and calls[1] == (saved / "CURRENT").read_text().strip()
+    assert list(loaded.documents) == ["food.txt"]
+
+
+def test_a_damaged_version_that_stays_live_is_not_retried(saved, monkeypatch):
+    calls = []
+    monkeypatch.setattr(store, "_consistency_problems", lambda s: calls.append(1) or ["made-up problem"])
+    with pytest.raises(IndexCorruptError, match="made-up problem"):
+        store.load_index(saved, DEFAULT_CONFIG)
+    assert len(calls) == 1
+
+
+def test_rows_of_is_built_once_and_safe_to_share(saved):
+    import threading
+
+    loaded = store.load_index(saved, DEFAULT_CONFIG)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(loaded.rows_of("syria.txt"))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [[0, 1]] * 8
