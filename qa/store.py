@@ -6,7 +6,8 @@ Layout::
       CURRENT                  one line: the name of the live version directory
       v-<UTC time>-<random>/   one complete, immutable index version
         manifest.json          format, model, dimension, settings, file hashes, counts, checksums
-        vectors.faiss          faiss IndexFlatIP over L2-normalised float32 vectors (inner product = cosine)
+        vectors.faiss          faiss index over L2-normalised float32 vectors (inner product = cosine): exact
+                               IndexFlatIP, or HNSW above qa.ann.FLAT_MAX_PASSAGES (Config.index_type)
         vectors.npy            the same vectors, raw, reused by incremental builds
         passages.jsonl         one Passage per line, in vector row order
         documents.jsonl        one Document per line, paragraphs included (the UI shows whole articles)
@@ -54,6 +55,7 @@ try:
 except ImportError:  # pragma: no cover - Windows has no flock; builds there are not serialised
     fcntl = None  # type: ignore[assignment]
 
+from qa import ann
 from qa.config import MODEL_NAME, MODEL_PACKAGE, Config
 from qa.embed import KNOWN_DIMENSIONS, model_package_version
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, QAError
@@ -344,8 +346,9 @@ def _write_version(
     previous: str | None = None,
 ) -> None:
     dimension = int(vectors.shape[1])
-    flat = faiss.IndexFlatIP(dimension)
-    flat.add(vectors)
+    # qa.ann picks the kind (exact flat for small corpora, HNSW above a threshold) unless config.index_type says.
+    flat = ann.make_index(vectors, config.index_type)  # type: ignore[arg-type]
+    described = ann.describe(flat)
     # Serialised here and written by Python, so a full disk raises OSError (faiss's own writer raises a
     # RuntimeError that does not say why).
     _write_bytes(directory / VECTORS_FAISS, faiss.serialize_index(flat).tobytes())
@@ -363,7 +366,8 @@ def _write_version(
         "model_package_version": model_package_version() if packaged else None,
         "dimension": dimension,
         "normalised": True,
-        "index_type": INDEX_TYPE,
+        "index_type": described["index_type"],
+        "index_params": described["params"],  # query-time ones (efSearch, nprobe) are re-applied on load
         "settings": config.index_settings(),
         "files": {d.doc_id: d.sha256 for d in documents},
         "skipped_files": dict(skipped_files or {}),
@@ -498,10 +502,10 @@ def manifest_problems(
         problems.append(
             f"vector dimension {manifest.get('dimension')!r}, {config.model_name} produces {expected_dimension}"
         )
-    if manifest.get("index_type") != INDEX_TYPE or manifest.get("normalised") is not True:
+    if manifest.get("index_type") not in ann.INDEX_TYPES or manifest.get("normalised") is not True:
         problems.append(
             f"index type {manifest.get('index_type')!r} (normalised={manifest.get('normalised')!r}), "
-            f"expected {INDEX_TYPE!r} over normalised vectors"
+            f"expected one of {ann.INDEX_TYPES} over normalised vectors"
         )
     stored = manifest.get("settings")
     stored = stored if isinstance(stored, dict) else {}
@@ -794,6 +798,8 @@ def _read_version(index_dir: Path, version_dir: Path, manifest: dict[str, Any], 
         flat = faiss.read_index(str(version_dir / VECTORS_FAISS))
     except RuntimeError as exc:
         raise fail(VECTORS_FAISS, exc) from exc
+    params = manifest.get("index_params")
+    ann.configure(flat, params if isinstance(params, dict) else {})
     try:
         lexical = LexicalIndex.load(version_dir / BM25_DIR, mmap=mmap)
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:

@@ -1,0 +1,181 @@
+"""FAISS index types by corpus size: exact search for small corpora, approximate search for large ones.
+
+All indexes hold L2-normalised float32 vectors and compare them by inner product, which then equals cosine
+similarity. Three kinds:
+
+- ``flat``: ``IndexFlatIP``, exact. Search cost grows linearly with the corpus (about 1.5 KB and one dot
+  product of 384 floats per passage per query), which is fine up to tens of thousands of passages.
+- ``hnsw``: ``IndexHNSWFlat`` (inner product) with ``M=32`` links per node and ``efConstruction=80``. Keeps the
+  full vectors plus about ``2 * M * 4`` bytes of graph per passage; search cost grows roughly with log(n).
+  ``efSearch`` (the candidate list length at query time) trades latency for recall and is set on load.
+- ``ivfpq``: ``IndexIVFPQ``: vectors are assigned to ``nlist`` k-means cells and compressed to ``pq_m`` bytes
+  (product quantisation, 8 bits per sub-vector), so a 384-dim vector takes 48 bytes instead of 1,536. For
+  when memory matters more than recall; ``nprobe`` cells are visited per query.
+
+``auto`` picks ``flat`` up to ``FLAT_MAX_PASSAGES`` and ``hnsw`` above: HNSW keeps recall@10 >= 0.95 of exact
+search where IVF-PQ does not without re-ranking (see bench/results/scale.md for the measurements).
+
+``describe(index)`` gives the ``index_type`` and ``params`` recorded in the manifest; ``configure(index,
+params)`` re-applies the query-time parameters after ``faiss.read_index``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Literal, get_args
+
+import faiss
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+IndexKind = Literal["auto", "flat", "hnsw", "ivfpq"]
+INDEX_KINDS: tuple[str, ...] = get_args(IndexKind)
+
+# Names recorded in the manifest. "flat-ip" is what every index written before qa.ann existed says.
+FLAT_TYPE = "flat-ip"
+HNSW_TYPE = "hnsw-ip"
+IVFPQ_TYPE = "ivfpq-ip"
+INDEX_TYPES: tuple[str, ...] = (FLAT_TYPE, HNSW_TYPE, IVFPQ_TYPE)
+
+# Exact search stays well under 10 ms per query below this many passages on 2 cores (bench/scale.py).
+FLAT_MAX_PASSAGES = 50_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128  # recall@10 >= 0.95 of exact at 1M synthetic passages (bench/results/scale.md)
+IVFPQ_M = 48  # bytes per vector; must divide the dimension (384 = 48 x 8)
+IVFPQ_NBITS = 8
+IVFPQ_NPROBE = 32
+IVF_MIN_POINTS_PER_CELL = 39  # faiss warns below 39 training points per centroid
+
+
+def choose_kind(n_vectors: int, kind: IndexKind = "auto", flat_max: int = FLAT_MAX_PASSAGES) -> str:
+    """The concrete kind (``flat``, ``hnsw`` or ``ivfpq``) for ``n_vectors`` passages."""
+    if kind not in INDEX_KINDS:
+        raise ValueError(f"index kind must be one of {INDEX_KINDS}, got {kind!r}.")
+    if kind != "auto":
+        return kind
+    return "flat" if n_vectors <= flat_max else "hnsw"
+
+
+def default_nlist(n_vectors: int) -> int:
+    """IVF cells: about sqrt(n) (1,000 cells of ~1,000 vectors at 1M; k-means training stays minutes on 2
+    cores), at least 1 and never fewer than 39 training points per cell."""
+    return max(1, min(int(math.sqrt(n_vectors)), n_vectors // IVF_MIN_POINTS_PER_CELL))
+
+
+def make_index(
+    vectors: np.ndarray,
+    kind: IndexKind = "auto",
+    *,
+    flat_max: int = FLAT_MAX_PASSAGES,
+    hnsw_m: int = HNSW_M,
+    ef_construction: int = HNSW_EF_CONSTRUCTION,
+    ef_search: int = HNSW_EF_SEARCH,
+    nlist: int | None = None,
+    pq_m: int = IVFPQ_M,
+    nprobe: int = IVFPQ_NPROBE,
+    train_size: int = 64_000,
+    seed: int = 0,
+) -> faiss.Index:
+    """Build a FAISS inner-product index over L2-normalised ``vectors`` (rows in passage order).
+
+    ``kind="auto"`` picks exact ``flat`` search up to ``flat_max`` vectors and ``hnsw`` above. ``ivfpq``
+    trains on at most ``train_size`` vectors (a seeded sample). Raises ValueError for vectors that are not a
+    2-D array of unit rows, for an unknown kind, or for an ``ivfpq`` whose ``pq_m`` does not divide the
+    dimension or with fewer vectors than it needs to train.
+    """
+    vectors = _check_vectors(vectors)
+    n, dimension = vectors.shape
+    concrete = choose_kind(n, kind, flat_max)
+    if concrete == "flat":
+        index: faiss.Index = faiss.IndexFlatIP(dimension)
+    elif concrete == "hnsw":
+        index = faiss.IndexHNSWFlat(dimension, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = ef_construction
+        index.hnsw.efSearch = ef_search
+    else:
+        index = _trained_ivfpq(vectors, nlist or default_nlist(n), pq_m, nprobe, train_size, seed)
+    if n:
+        index.add(vectors)
+    logger.info("Built a %s index over %d vectors: %s", concrete, n, describe(index)["params"])
+    return index
+
+
+def _trained_ivfpq(
+    vectors: np.ndarray, nlist: int, pq_m: int, nprobe: int, train_size: int, seed: int
+) -> faiss.Index:
+    n, dimension = vectors.shape
+    if dimension % pq_m:
+        raise ValueError(f"pq_m={pq_m} must divide the vector dimension {dimension}: try 48, 32, 24 or 16.")
+    needed = max(nlist * IVF_MIN_POINTS_PER_CELL, 2**IVFPQ_NBITS)
+    if n < needed:
+        raise ValueError(
+            f"An ivfpq index with nlist={nlist} needs at least {needed} vectors to train, got {n}: "
+            "use kind='flat' or 'hnsw' for a corpus this small."
+        )
+    quantizer = faiss.IndexFlatIP(dimension)
+    index = faiss.IndexIVFPQ(quantizer, dimension, nlist, pq_m, IVFPQ_NBITS, faiss.METRIC_INNER_PRODUCT)
+    sample = vectors
+    if n > train_size:
+        rows = np.sort(np.random.default_rng(seed).choice(n, size=train_size, replace=False))
+        sample = vectors[rows]
+    index.train(sample)
+    index.nprobe = min(nprobe, nlist)
+    return index  # faiss's Python wrapper keeps a reference to the quantizer on the index
+
+
+def describe(index: faiss.Index) -> dict[str, Any]:
+    """``{"index_type": ..., "params": {...}}`` for the manifest; raises ValueError for other index types."""
+    inner = faiss.downcast_index(index)
+    if isinstance(inner, faiss.IndexHNSWFlat):
+        return {
+            "index_type": HNSW_TYPE,
+            "params": {
+                "M": int(inner.hnsw.nb_neighbors(1)),
+                "efConstruction": int(inner.hnsw.efConstruction),
+                "efSearch": int(inner.hnsw.efSearch),
+            },
+        }
+    if isinstance(inner, faiss.IndexIVFPQ):
+        return {
+            "index_type": IVFPQ_TYPE,
+            "params": {
+                "nlist": int(inner.nlist),
+                "pq_m": int(inner.pq.M),
+                "nbits": int(inner.pq.nbits),
+                "nprobe": int(inner.nprobe),
+            },
+        }
+    if isinstance(inner, faiss.IndexFlatIP):
+        return {"index_type": FLAT_TYPE, "params": {}}
+    raise ValueError(f"Unsupported FAISS index {type(inner).__name__}: qa writes only {INDEX_TYPES}.")
+
+
+def configure(index: faiss.Index, params: dict[str, Any]) -> faiss.Index:
+    """Apply the query-time parameters recorded in the manifest (``efSearch``, ``nprobe``) to a read index."""
+    inner = faiss.downcast_index(index)
+    if isinstance(inner, faiss.IndexHNSWFlat) and "efSearch" in params:
+        inner.hnsw.efSearch = int(params["efSearch"])
+    elif isinstance(inner, faiss.IndexIVFPQ) and "nprobe" in params:
+        inner.nprobe = int(params["nprobe"])
+    return index  # not ``inner``: the downcast wrapper does not own the C++ object, ``index`` does
+
+
+def index_bytes(index: faiss.Index) -> int:
+    """Size of the index as FAISS writes it to disk."""
+    return int(faiss.serialize_index(index).nbytes)
+
+
+def _check_vectors(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[1] == 0:
+        raise ValueError(f"Expected a 2-D array with one vector per row, got shape {vectors.shape}.")
+    if len(vectors):
+        norms = np.linalg.norm(vectors[:: max(1, len(vectors) // 10_000)], axis=1)
+        if not np.allclose(norms, 1.0, atol=1e-3):
+            raise ValueError(
+                "Vectors must be L2-normalised (inner product must equal cosine): use qa.embed.l2_normalise."
+            )
+    return vectors
