@@ -78,3 +78,26 @@ def test_unknown_model_name_is_rejected():
 
 def test_package_version_is_known():
     assert embed.model_package_version() == "0.1.0"
+
+
+@pytest.mark.slow
+def test_onnx_int8_backend_matches_fp32_closely(encoder):
+    """The int8 ONNX export (made once from the packaged weights, cached) agrees with fp32 and keeps order."""
+    int8 = embed.get_encoder(MODEL_NAME, "onnx-int8")
+    assert int8.model_name == embed.backend_model_name(MODEL_NAME, "onnx-int8") == f"{MODEL_NAME}+onnx-int8"
+    assert int8.dimension == encoder.dimension and isinstance(int8, embed.Encoder)
+    titles = ["Syria", "Cooking", "Long"]
+    texts = ["Government forces retook the town of Qusayr from the rebels.", "Whisk the eggs and add flour.",
+             "A very long passage about many things. " * 80]  # longer than 256 tokens: truncated like fp32
+    a = int8.encode_passages(titles, texts, batch_size=2)
+    b = encoder.encode_passages(titles, texts, batch_size=2)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert (np.sum(a * b, axis=1) > 0.97).all()
+    q = int8.encode_queries(["Who took control of Qusayr?"])
+    assert (a @ q[0])[0] > (a @ q[0])[1] + 0.2
+    assert int8.encode_passages([], []).shape == (0, 384)
+
+
+def test_unknown_backend_is_rejected():
+    with pytest.raises(ValueError, match="embed_backend must be one of"):
+        embed.get_encoder(MODEL_NAME, "tensorrt")
