@@ -59,6 +59,7 @@ EXAMPLES = (
     "What is the capital of France?",
 )
 MAX_ANSWERS = 5
+ASK_CONCURRENCY = 4  # questions answered at once (2 cores: more only queues inside the models)
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 ARTICLE_SUFFIXES = (".txt", ".md")
 REMOVED_DIR = "removed-articles"  # inside the index directory: removed articles are kept, not deleted
@@ -264,10 +265,15 @@ def render_response(res: Response, documents: Mapping[str, Document]) -> str:
         out.append(f'<p class="qa-notice">{_e(res.notice)}</p>')
     if res.abstained or not res.answers:
         hits = "".join(_hit_html(h, documents) for h in res.passages)
+        maybe = ""
+        if res.suggestions:
+            cards = "".join(_answer_card(i, a, documents) for i, a in enumerate(res.suggestions))
+            maybe = ('<details class="qa-suggestions"><summary>Low-confidence candidates '
+                     f"({len(res.suggestions)})</summary>{cards}</details>")
         out.append(
             '<section class="qa-abstain"><h3>The articles do not answer this.</h3>'
             "<p>No passage gives a confident answer. The closest passages are below.</p>"
-            f'{hits or "<p>No passages were found.</p>"}</section>'
+            f'{maybe}{hits or "<p>No passages were found.</p>"}</section>'
         )
     else:
         if res.conflict:
@@ -622,10 +628,13 @@ def build_app(seeds: Path, index: Path, config: Config = DEFAULT_CONFIG, auth_re
                     remove_btn = gr.Button("Remove article", variant="stop")
 
         # The page's event chain renders HTML; scripts use the separate /ask endpoint below.
+        # The Retriever is safe to share between threads (tests/test_concurrency.py); Gradio's default of one
+        # question at a time made 50 concurrent requests wait in line (bench/results/load_test.md).
+        asking = {"concurrency_id": "ask", "concurrency_limit": ASK_CONCURRENCY}
         for trigger in (question.submit, ask_btn.click):
-            trigger(ask_page, [question, k], [answers, details], api_visibility="private")
+            trigger(ask_page, [question, k], [answers, details], api_visibility="private", **asking)
         clear_btn.click(lambda: ("", HINT, ""), None, [question, answers, details], api_visibility="private")
-        gr.api(ask_json, api_name="ask")
+        gr.api(ask_json, api_name="ask", **asking)
 
         outputs = [status, info, to_remove, upload]
         # One index change at a time, whichever button started it (Library also holds a lock).

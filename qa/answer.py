@@ -115,15 +115,25 @@ def _source(hit: Hit, span: Span) -> Source:
                   p.start + span.start, p.start + span.end)
 
 
+@dataclass(frozen=True)
+class AnswerSet:
+    answers: list[Answer]  # best first; empty when abstained
+    abstained: bool
+    conflict: bool
+    suggestions: list[Answer]  # when abstained: the best candidates anyway, below the threshold
+
+
+def _answer(g: _Group, partners: tuple[int, ...] = ()) -> Answer:
+    return Answer(g.text, round(g.confidence, 4), tuple(g.sources), {**g.features, "confidence": g.confidence},
+                  partners)
+
+
 def answer_from_hits(
     question: str, hits: list[Hit], reader: Reader, encoder: Encoder, config: Config, k: int
-) -> tuple[list[Answer], bool, bool]:
-    """Read the hits, score candidate spans, group equal answers, abstain or flag conflicts.
-
-    Returns (answers best first, abstained, conflict).
-    """
+) -> AnswerSet:
+    """Read the hits, score candidate spans, group equal answers, abstain or flag conflicts."""
     if not hits:
-        return [], True, False
+        return AnswerSet([], True, False, [])
     scored = sorted(
         ((calibrated_confidence(c.features, config), c) for c in candidates(question, hits, reader, encoder, config)),
         key=lambda pair: -pair[0],
@@ -151,7 +161,8 @@ def answer_from_hits(
 
     ranked = sorted(groups.values(), key=lambda g: -g.confidence)
     if not ranked or ranked[0].confidence < config.abstain_threshold:
-        return [], True, False
+        suggestions = [_answer(g) for g in ranked[:k] if g.confidence >= config.suggestion_min_confidence]
+        return AnswerSet([], True, False, suggestions)
 
     # A disagreeing answer counts when its own passage supports it: the reader prefers the span to "no
     # answer" there (margin > 0) and its confidence is not negligible. The best answer itself must pass
@@ -172,9 +183,8 @@ def answer_from_hits(
             sorted(index_of[id(confident[b if confident[a] is g else a])] for a, b in conflicts
                    if g is confident[a] or g is confident[b])
         )
-        answers.append(Answer(g.text, round(g.confidence, 4), tuple(g.sources),
-                              {**g.features, "confidence": g.confidence}, partners))
-    return answers, False, bool(conflicts)
+        answers.append(_answer(g, partners))
+    return AnswerSet(answers, False, bool(conflicts), [])
 
 
 def _conflicts(groups: list[_Group]) -> list[tuple[int, int]]:

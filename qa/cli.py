@@ -97,7 +97,13 @@ def _print_response(res, as_json: bool) -> None:
     if res.notice:
         print(f"note: {res.notice}")
     if res.abstained:
-        print("No answer: the articles do not answer this. Closest passages:")
+        print("No confident answer: the articles do not clearly answer this.")
+        if res.suggestions:
+            print("Low-confidence candidates:")
+            for ans in res.suggestions:
+                src = ans.sources[0]
+                print(f"  ? {ans.text}  (confidence {ans.confidence:.2f}) — {src.title} — {src.doc_id}")
+        print("Closest passages:")
         for hit in res.passages[:3]:
             print(f"  - {hit.passage.title} ({hit.passage.doc_id}): {hit.passage.text[:160]}…")
         return

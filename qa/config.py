@@ -48,6 +48,7 @@ class Config:
     calibration_weights: tuple[float, ...] = (0.2795, -0.0979, 1.1628, -0.9749, 3.9042)
     calibration_bias: float = -5.7379
     conflict_min_confidence: float = 0.1  # a disagreeing answer is shown beside the best one from here
+    suggestion_min_confidence: float = 0.05  # when abstaining, weaker candidates are offered from here
     abstain_threshold: float = 0.4  # lowest answering <= 2% of unanswerable calibration questions (1.8%)
     max_question_chars: int = 1000
 

@@ -141,16 +141,15 @@ class Retriever:
         hits = self.search(question, k=max(self.config.reader_passages * 4, 10))
         t1 = time.perf_counter()
         to_read = diverse(hits, self.config.reader_passages, self.config.reader_passages_per_doc)
-        answers, abstained, conflict = answer_from_hits(
-            question, to_read, self.reader, self.encoder, self.config, k
-        )
+        result = answer_from_hits(question, to_read, self.reader, self.encoder, self.config, k)
         t2 = time.perf_counter()
         return Response(
             question=question,
-            answers=answers,
-            abstained=abstained,
+            answers=result.answers,
+            abstained=result.abstained,
             passages=hits[: max(k, 5)],
-            conflict=conflict,
+            conflict=result.conflict,
+            suggestions=result.suggestions,
             notice=notice,
             timings_ms={"retrieve": 1000 * (t1 - t0), "read": 1000 * (t2 - t1), "total": 1000 * (t2 - t0)},
         )

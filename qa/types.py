@@ -81,6 +81,7 @@ class Response:
     abstained: bool
     passages: list[Hit]  # top retrieved passages (shown as "closest passages" when abstaining)
     conflict: bool = False  # true when well-supported answers from different articles disagree
+    suggestions: list[Answer] = field(default_factory=list)  # when abstained: low-confidence candidates
     notice: str = ""  # e.g. "question truncated to 1000 characters"
     timings_ms: dict[str, float] = field(default_factory=dict)
 

