@@ -278,7 +278,8 @@ def render(data: dict[str, Any]) -> str:
         lines.append(render_table(["size", "n", "dense index", "p50 ms", "p95 ms", "gold paragraph recall@10"],
                                   rows))
     lines += ["", "## Defaults", "", (f"Smallest setting with recall@10 >= {TARGET_RECALL} at every measured size: "
-              f"{data['picks']}. qa.ann uses efSearch={ann.HNSW_EF_SEARCH}, nprobe={ann.IVFPQ_NPROBE}, "
+              f"{data['picks']}. qa.ann uses efSearch={ann.HNSW_EF_SEARCH} up to {ann.HNSW_LARGE_PASSAGES:,} passages and "
+               f"{ann.HNSW_EF_SEARCH_LARGE} above, nprobe={ann.IVFPQ_NPROBE}, "
               f"flat up to {ann.FLAT_MAX_PASSAGES:,} passages."), "", "## Machine", "", machine_md(data["machine"])]
     return "\n".join(lines)
 
