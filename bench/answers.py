@@ -160,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             "Answer metrics follow ../shared/eval/README.md (qa.evaluate); abstentions count as wrong.",
             "Ablations fix the retrieval mode of the same Retriever; reader, calibration and threshold unchanged.",
             "The confidence feature 'dense' is 0.0 for BM25-only hits, so the BM25 row abstains more.",
+            "With 100 SQuAD questions a difference of 5 points between rows is within noise (one question = 1 point).",
+            ("Latency is wall-clock time on a shared machine: compare it with the busy processes listed above "
+             "before reading it as the pipeline's speed on an idle machine."),
         ],
     }
     if "seeds" in datasets:

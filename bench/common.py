@@ -89,6 +89,7 @@ def machine_info() -> dict[str, Any]:
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "busy_processes_at_start": busy_processes(),
         "git_commit": _git_head(),
+        "uncommitted_qa_files": _dirty(),
     }
 
 
@@ -111,12 +112,23 @@ def _git_head() -> str | None:
         return None
 
 
+def _dirty() -> list[str]:
+    """Files of the qa package that differ from the commit (the run used the working tree)."""
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), "status", "--short", "--", "qa"], capture_output=True,
+                             text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return [line[3:] for line in out.splitlines()]
+
+
 def machine_md(info: dict[str, Any]) -> str:
     pk = info["packages"]
     lines = [
         (f"- Machine: {info['cpu_model']}, {info['cores']} cores, {info['memory_gb']} GiB, torch threads "
          f"{info['torch_threads']}; Python {info['python']}; run {info['date_utc']} UTC at commit "
-         f"{info['git_commit']}, {info['wall_seconds']} s wall."),
+         f"{info['git_commit']}, {info['wall_seconds']} s wall; uncommitted qa files in the working tree: "
+         f"{', '.join(info.get('uncommitted_qa_files') or []) or 'none'}."),
         "- Packages: " + ", ".join(f"{k} {v}" for k, v in pk.items() if v),
         (f"- Load average at start/end: {info['loadavg_at_start']} / {info['loadavg_at_end']}; "
          f"reader training finished: {info['reader_training_finished']}."),
