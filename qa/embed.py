@@ -64,6 +64,9 @@ class Encoder(Protocol):
     def encode_queries(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray: ...
 
 
+QUERY_THREADS = 1
+
+
 def passage_input(title: str, text: str) -> str:
     """What the embedder sees for a passage: the title gives context that the passage text often lacks."""
     return f"{title}. {text}" if title else text
@@ -124,8 +127,19 @@ class SentenceTransformerEncoder:
         return self._encode(inputs, batch_size, progress and len(inputs) > PROGRESS_MIN_PASSAGES)
 
     def encode_queries(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        """Embed questions (this model uses no query prompt, so queries are encoded as they are)."""
-        return self._encode(list(texts), batch_size, False)
+        """Embed questions (this model uses no query prompt, so queries are encoded as they are).
+
+        Query batches are tiny, so they run on one torch thread: with the other core busy (another request,
+        a rebuild), two threads wait on each other; measured here under load: 490 ms -> 13.5 ms per query.
+        """
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(QUERY_THREADS)
+        try:
+            return self._encode(list(texts), batch_size, False)
+        finally:
+            torch.set_num_threads(previous)
 
     def _encode(self, inputs: list[str], batch_size: int, show_progress: bool) -> np.ndarray:
         if batch_size < 1:
