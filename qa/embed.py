@@ -23,7 +23,7 @@ import os
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Literal, Protocol, get_args, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 import numpy as np
 
@@ -98,16 +98,11 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
-class SentenceTransformerEncoder:
-    """Wraps a loaded ``SentenceTransformer``; batches by length to cut padding and restores order."""
+class _BatchedEncoder:
+    """What every encoder shares: passage inputs, longest-first batches (less padding), rows in input order."""
 
-    def __init__(self, model: object, model_name: str) -> None:
-        self._model = model
-        self._model_name = model_name
-        dim = model.get_embedding_dimension()  # type: ignore[attr-defined]
-        if not dim:
-            raise ModelLoadError(f"Model {model_name!r} does not report an embedding dimension.")
-        self._dimension = int(dim)
+    _dimension: int
+    _model_name: str
 
     @property
     def dimension(self) -> int:
@@ -127,19 +122,17 @@ class SentenceTransformerEncoder:
         return self._encode(inputs, batch_size, progress and len(inputs) > PROGRESS_MIN_PASSAGES)
 
     def encode_queries(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        """Embed questions (this model uses no query prompt, so queries are encoded as they are).
+        """Embed questions as they are (this model uses no query prompt)."""
+        return self._encode(list(texts), batch_size, False)
 
-        Query batches are tiny, so they run on one torch thread: with the other core busy (another request,
-        a rebuild), two threads wait on each other; measured here under load: 490 ms -> 13.5 ms per query.
-        """
-        import torch
+    def _prepare(self, inputs: list[str]) -> Sequence[Any]:
+        return inputs
 
-        previous = torch.get_num_threads()
-        torch.set_num_threads(QUERY_THREADS)
-        try:
-            return self._encode(list(texts), batch_size, False)
-        finally:
-            torch.set_num_threads(previous)
+    def _length(self, item: Any) -> int:
+        return len(item)
+
+    def _embed(self, prepared: Sequence[Any], rows: list[int]) -> np.ndarray:
+        raise NotImplementedError
 
     def _encode(self, inputs: list[str], batch_size: int, show_progress: bool) -> np.ndarray:
         if batch_size < 1:
@@ -147,8 +140,9 @@ class SentenceTransformerEncoder:
         out = np.zeros((len(inputs), self._dimension), dtype=np.float32)
         if not inputs:
             return out
+        prepared = self._prepare(inputs)
         # Longest first: similar lengths share a batch, so less padding; the first batch shows peak memory.
-        order = sorted(range(len(inputs)), key=lambda i: -len(inputs[i]))
+        order = sorted(range(len(inputs)), key=lambda i: -self._length(prepared[i]))
         starts = range(0, len(order), batch_size)
         if show_progress:
             from tqdm.auto import tqdm
@@ -156,22 +150,51 @@ class SentenceTransformerEncoder:
             starts = tqdm(starts, desc="Embedding passages", unit="batch")
         for start in starts:
             rows = order[start : start + batch_size]
-            vecs = self._model.encode(  # type: ignore[attr-defined]
-                [inputs[i] for i in rows],
-                batch_size=len(rows),
-                show_progress_bar=False,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-            )
-            out[rows] = vecs
+            out[rows] = self._embed(prepared, rows)
         return l2_normalise(out)
 
 
-class OnnxEncoder:
+class SentenceTransformerEncoder(_BatchedEncoder):
+    """Wraps a loaded ``SentenceTransformer``."""
+
+    def __init__(self, model: object, model_name: str) -> None:
+        self._model = model
+        self._model_name = model_name
+        dim = model.get_embedding_dimension()  # type: ignore[attr-defined]
+        if not dim:
+            raise ModelLoadError(f"Model {model_name!r} does not report an embedding dimension.")
+        self._dimension = int(dim)
+
+    def encode_queries(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """Embed questions on one torch thread.
+
+        Query batches are tiny: with the other core busy (another request, a rebuild), two threads wait on
+        each other; measured here under load: 490 ms -> 13.5 ms per query.
+        """
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(QUERY_THREADS)
+        try:
+            return super().encode_queries(texts, batch_size=batch_size)
+        finally:
+            torch.set_num_threads(previous)
+
+    def _embed(self, prepared: Sequence[Any], rows: list[int]) -> np.ndarray:
+        return self._model.encode(  # type: ignore[attr-defined]
+            [prepared[i] for i in rows],
+            batch_size=len(rows),
+            show_progress_bar=False,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+
+
+class OnnxEncoder(_BatchedEncoder):
     """An ONNX export of a BERT-style sentence encoder run by onnxruntime: mean pooling, then L2 norm.
 
     Inputs are tokenised with the model's own ``tokenizer.json`` and truncated to ``max_seq_length`` tokens
-    like sentence-transformers does; batches are formed longest first to cut padding, rows keep input order.
+    like sentence-transformers does.
     """
 
     def __init__(self, session: object, tokenizer: object, model_name: str, dimension: int,
@@ -183,54 +206,24 @@ class OnnxEncoder:
         self._max_seq_length = max_seq_length
         self._input_names = {i.name for i in session.get_inputs()}  # type: ignore[attr-defined]
 
-    @property
-    def dimension(self) -> int:
-        return self._dimension
+    def _prepare(self, inputs: list[str]) -> Sequence[Any]:
+        return self._tokenizer.encode_batch(inputs)  # type: ignore[attr-defined]
 
-    @property
-    def model_name(self) -> str:
-        return self._model_name
+    def _length(self, item: Any) -> int:
+        return len(item.ids)
 
-    def encode_passages(
-        self, titles: Sequence[str], texts: Sequence[str], *, batch_size: int = 64, progress: bool = True
-    ) -> np.ndarray:
-        """Embed ``"{title}. {text}"`` for each passage; rows follow the input order."""
-        if len(titles) != len(texts):
-            raise ValueError(f"Got {len(titles)} titles for {len(texts)} texts: pass one title per passage.")
-        inputs = [passage_input(t, x) for t, x in zip(titles, texts, strict=True)]
-        return self._encode(inputs, batch_size, progress and len(inputs) > PROGRESS_MIN_PASSAGES)
-
-    def encode_queries(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        """Embed questions as they are (no query prompt)."""
-        return self._encode(list(texts), batch_size, False)
-
-    def _encode(self, inputs: list[str], batch_size: int, show_progress: bool) -> np.ndarray:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-        out = np.zeros((len(inputs), self._dimension), dtype=np.float32)
-        if not inputs:
-            return out
-        encodings = self._tokenizer.encode_batch(inputs)  # type: ignore[attr-defined]
-        order = sorted(range(len(inputs)), key=lambda i: -len(encodings[i].ids))
-        starts = range(0, len(order), batch_size)
-        if show_progress:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc="Embedding passages", unit="batch")
-        for start in starts:
-            rows = order[start : start + batch_size]
-            width = len(encodings[rows[0]].ids)  # longest first, so the first row is the widest
-            ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for j, i in enumerate(rows):
-                row_ids = encodings[i].ids
-                ids[j, : len(row_ids)] = row_ids
-                mask[j, : len(row_ids)] = 1
-            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            hidden = self._session.run(None, {k: v for k, v in feed.items() if k in self._input_names})[0]  # type: ignore[attr-defined]
-            weights = mask[:, :, None].astype(np.float32)
-            out[rows] = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-        return l2_normalise(out)
+    def _embed(self, prepared: Sequence[Any], rows: list[int]) -> np.ndarray:
+        width = len(prepared[rows[0]].ids)  # longest first, so the first row is the widest
+        ids = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for j, i in enumerate(rows):
+            row_ids = prepared[i].ids
+            ids[j, : len(row_ids)] = row_ids
+            mask[j, : len(row_ids)] = 1
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = self._session.run(None, {k: v for k, v in feed.items() if k in self._input_names})[0]  # type: ignore[attr-defined]
+        weights = mask[:, :, None].astype(np.float32)
+        return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
 
 
 def cache_dir() -> Path:
