@@ -101,7 +101,7 @@ def numeric_values(text: str) -> set[float]:
     return values
 
 
-@dataclass
+@dataclass(eq=False)  # groups compare by identity
 class _Group:
     text: str
     confidence: float
@@ -167,34 +167,22 @@ def answer_from_hits(
     # A disagreeing answer counts when its own passage supports it: the reader prefers the span to "no
     # answer" there (margin > 0) and its confidence is not negligible. The best answer itself must pass
     # the abstention threshold (checked above).
-    confident = [
-        g for g in ranked
-        if g is ranked[0] or (g.features["margin"] > 0 and g.confidence >= config.conflict_min_confidence)
+    best = ranked[0]
+    rivals = [
+        g for g in ranked[1:]
+        if g.features["margin"] > 0 and g.confidence >= config.conflict_min_confidence and _disagree(best, g)
     ]
-    conflicts = [(a, b) for a, b in _conflicts(confident) if a == 0]
-    chosen = ranked[:k]
-    for i in sorted({i for pair in conflicts for i in pair}):
-        if confident[i] not in chosen:
-            chosen.append(confident[i])
-    index_of = {id(g): n for n, g in enumerate(chosen)}
-    answers = []
-    for g in chosen:
-        partners = tuple(
-            sorted(index_of[id(confident[b if confident[a] is g else a])] for a, b in conflicts
-                   if g is confident[a] or g is confident[b])
-        )
-        answers.append(_answer(g, partners))
-    return AnswerSet(answers, False, bool(conflicts), [])
+    chosen = ranked[:k] + [g for g in rivals if g not in ranked[:k]]
+    rival_indexes = tuple(n for n, g in enumerate(chosen) if g in rivals)
+    answers = [
+        _answer(g, rival_indexes if g is best else (0,) if g in rivals else ()) for g in chosen
+    ]
+    return AnswerSet(answers, False, bool(rivals), [])
 
 
-def _conflicts(groups: list[_Group]) -> list[tuple[int, int]]:
-    """Pairs of supported answers from different articles that state different quantities."""
-    pairs = []
-    for a in range(len(groups)):
-        for b in range(a + 1, len(groups)):
-            va, vb = numeric_values(groups[a].text), numeric_values(groups[b].text)
-            docs_a = {s.doc_id for s in groups[a].sources}
-            docs_b = {s.doc_id for s in groups[b].sources}
-            if va and vb and not (va & vb) and not (docs_a & docs_b):
-                pairs.append((a, b))
-    return pairs
+def _disagree(a: _Group, b: _Group) -> bool:
+    """Answers from different articles that state different quantities."""
+    va, vb = numeric_values(a.text), numeric_values(b.text)
+    docs_a = {s.doc_id for s in a.sources}
+    docs_b = {s.doc_id for s in b.sources}
+    return bool(va and vb and not (va & vb) and not (docs_a & docs_b))
