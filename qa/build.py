@@ -6,6 +6,10 @@ time (it takes milliseconds). A build with nothing to do writes nothing.
 
 A build holds the index directory's lock (``qa.store.index_lock``) from start to end: a second build into
 the same directory fails at once with IndexLockedError rather than racing the first one.
+
+Splitting and embedding the new documents is the engine's job: ``split_and_embed`` in this process (the
+default, ``engine="local"``), or Ray workers across a cluster (``engine="ray"``, see qa.distributed). Either
+way the rest of the build (reuse, BM25, the atomic save and its manifest) is this module's.
 """
 
 from __future__ import annotations
@@ -13,8 +17,12 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +47,11 @@ from qa.store import (
 from qa.types import Document, Passage
 
 logger = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
+
+# New documents -> their passages (in document order) and one L2-normalised float32 vector per passage.
+SplitAndEmbed = Callable[[list[Document]], tuple[list[Passage], np.ndarray]]
 
 
 @dataclass
@@ -92,8 +105,15 @@ def build_index(
     config: Config = DEFAULT_CONFIG,
     progress: bool = True,
     encoder: Encoder | None = None,
+    *,
+    engine: str | Any = "local",
+    ray_address: str | None = None,
 ) -> BuildReport:
     """Index ``source`` (a folder of articles or a .jsonl corpus) into ``index_dir``, reusing what it can.
+
+    ``engine="ray"`` splits and embeds on a Ray cluster (``ray_address``, default: a local one) instead of in
+    this process, with the same result; pass a ``qa.distributed.RayEngine`` for more options (workers,
+    shard directory). ``encoder`` is used by the local engine only.
 
     Raises IngestError when no document can be read (or, with ``config.strict``, on the first unreadable
     file), ModelLoadError when the embedding model is missing, IndexLockedError when another build is
@@ -107,6 +127,12 @@ def build_index(
             f"The encoder is {encoder.model_name!r} but the configuration asks for {config.model_name!r}: "
             "pass a matching encoder or set config.model_name."
         )
+    if engine == "ray":
+        from qa.distributed import RayEngine
+
+        engine = RayEngine(address=ray_address)
+    if engine != "local" and not hasattr(engine, "session"):
+        raise ValueError(f"engine must be one of {ENGINES} or a qa.distributed.RayEngine, got {engine!r}.")
     corpus = load_corpus(source, config)  # reads only the source: no lock needed yet
     if not corpus.documents:
         raise IngestError(
@@ -116,10 +142,33 @@ def build_index(
     _check_unique(corpus.documents)
     with index_lock(index_dir) as lock:
         clean_stale(index_dir)  # safe: no other build can be writing here while we hold the lock
-        report = _build_locked(source, index_dir, corpus, config, progress, encoder, lock, start)
+        with _engine_session(engine, index_dir, config, encoder, progress) as embed:
+            report = _build_locked(source, index_dir, corpus, config, embed, lock, start)
     report.seconds = time.perf_counter() - start
     logger.info("Built %s: %s", index_dir, report.summary())
     return report
+
+
+def split_and_embed(
+    documents: list[Document], config: Config, encoder: Encoder | None = None, progress: bool = True
+) -> tuple[list[Passage], np.ndarray]:
+    """The passages of ``documents`` in order and their vectors: the local engine, also run by Ray workers."""
+    passages = [passage for doc in documents for passage in split_passages(doc, config)]
+    encoder = encoder or get_encoder(config.model_name)
+    logger.info("Embedding %d passages", len(passages))
+    vectors = encoder.encode_passages(
+        [p.title for p in passages], [p.text for p in passages],
+        batch_size=config.embed_batch_size, progress=progress,
+    )
+    return passages, vectors
+
+
+def _engine_session(
+    engine: str | Any, index_dir: Path, config: Config, encoder: Encoder | None, progress: bool
+) -> AbstractContextManager[SplitAndEmbed]:
+    if engine == "local":
+        return nullcontext(partial(split_and_embed, config=config, encoder=encoder, progress=progress))
+    return engine.session(index_dir, config, progress=progress)
 
 
 def _build_locked(
@@ -127,8 +176,7 @@ def _build_locked(
     index_dir: Path,
     corpus: IngestResult,
     config: Config,
-    progress: bool,
-    encoder: Encoder | None,
+    embed: SplitAndEmbed,
     lock: IndexLock,
     start: float,
 ) -> BuildReport:
@@ -160,9 +208,7 @@ def _build_locked(
         return report
 
     unchanged = set(report.unchanged)
-    passages, vectors, report.passages_embedded = _passages_and_vectors(
-        documents, unchanged, previous, config, encoder, progress
-    )
+    passages, vectors, report.passages_embedded = _passages_and_vectors(documents, unchanged, previous, embed)
     lexical = LexicalIndex.build([f"{p.title}. {p.text}" for p in passages])
     report.n_passages = len(passages)
     report.no_text = _without_passages(documents, passages)
@@ -245,15 +291,23 @@ def _passages_and_vectors(
     documents: list[Document],
     unchanged: set[str],
     previous: IndexStore | None,
-    config: Config,
-    encoder: Encoder | None,
-    progress: bool,
+    embed: SplitAndEmbed,
 ) -> tuple[list[Passage], np.ndarray, int]:
-    """All passages in document order with their vectors; only new passages go through the model."""
+    """All passages in document order with their vectors; only new documents go through ``embed``."""
+    new_docs = [doc for doc in documents if previous is None or doc.doc_id not in unchanged]
+    fresh: list[Passage] = []
+    if new_docs:
+        fresh, fresh_vectors = embed(new_docs)
+        dimension = int(fresh_vectors.shape[1])
+    else:
+        dimension = int(previous.vectors.shape[1])
     passages: list[Passage] = []
     old_rows: list[int] = []  # previous-index row for each reused passage
     reused_at: list[int] = []  # its position in ``passages``
     new_at: list[int] = []
+    fresh_by_doc: dict[str, list[Passage]] = {}
+    for passage in fresh:
+        fresh_by_doc.setdefault(passage.doc_id, []).append(passage)
     for doc in documents:
         if previous is not None and doc.doc_id in unchanged:
             for row in previous.rows_of(doc.doc_id):
@@ -261,25 +315,16 @@ def _passages_and_vectors(
                 old_rows.append(row)
                 passages.append(previous.passages[row])
         else:
-            for passage in split_passages(doc, config):
+            for passage in fresh_by_doc.get(doc.doc_id, []):
                 new_at.append(len(passages))
                 passages.append(passage)
-
-    if new_at or previous is None:
-        encoder = encoder or get_encoder(config.model_name)
-        dimension = encoder.dimension
-    else:
-        dimension = int(previous.vectors.shape[1])
     vectors = np.zeros((len(passages), dimension), dtype=np.float32)
     if old_rows:
         vectors[reused_at] = previous.vectors[old_rows]
+    if len(new_at) != len(fresh) or (new_docs and fresh_vectors.shape[0] != len(fresh)):
+        raise ValueError(f"The engine returned {len(fresh)} passages for {len(new_at)} rows: a bug in the engine.")
     if new_at:
-        fresh = [passages[i] for i in new_at]
-        logger.info("Embedding %d passages", len(fresh))
-        vectors[new_at] = encoder.encode_passages(
-            [p.title for p in fresh], [p.text for p in fresh],
-            batch_size=config.embed_batch_size, progress=progress,
-        )
+        vectors[new_at] = fresh_vectors
     return passages, vectors, len(new_at)
 
 
