@@ -619,9 +619,9 @@ def build_app(seeds: Path, index: Path, config: Config = DEFAULT_CONFIG, auth_re
                         "each, the title on the first line. The index is updated at once."
                     )
                     upload = gr.File(label="Article files", file_count="multiple",
-                                     file_types=list(ARTICLE_SUFFIXES), type="filepath")
+                                     file_types=list(ARTICLE_SUFFIXES), type="filepath", elem_id="qa-upload")
                     overwrite = gr.Checkbox(label="Overwrite files with the same name", value=False)
-                    add_btn = gr.Button("Add to the articles", variant="primary")
+                    add_btn = gr.Button("Add to the articles", variant="primary", elem_id="qa-add")
                 with gr.Accordion("Remove an article", open=False):
                     to_remove = gr.Dropdown(choices=article_choices(), value=None, label="Article",
                                             elem_id="qa-remove-choice")

@@ -176,3 +176,126 @@ def test_phone_width_has_no_horizontal_scroll(driver, url):
         assert scroll_width <= client_width + 1 and body_width <= client_width + 1, widths
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def _card_with_file(area, name: str):
+    """The first answer card that lists ``name`` among its sources, or None."""
+    from selenium.webdriver.common.by import By
+
+    for card in area.find_elements(By.CSS_SELECTOR, ".qa-card"):
+        if name in {c.text for c in card.find_elements(By.CSS_SELECTOR, "code.qa-file")}:
+            return card
+    return None
+
+
+def test_disagreeing_sources_are_shown_side_by_side_with_their_files(driver, url):
+    from selenium.webdriver.common.by import By
+
+    _open(driver, url)
+    _ask(driver, "How many people have died in the Syrian conflict?")
+    area = _answers(driver)
+    panels = area.find_elements(By.CSS_SELECTOR, ".qa-conflict")
+    assert panels, f"no 'sources disagree' panel; answer area: {area.text[:500]!r}"
+    sides = {}
+    for side in panels[0].find_elements(By.CSS_SELECTOR, ".qa-side"):
+        text = side.find_element(By.CSS_SELECTOR, ".qa-answer-text").text
+        sides[text] = {c.text for c in side.find_elements(By.CSS_SELECTOR, "code.qa-file")}
+    driver.save_screenshot(str(_artefact("conflict.png")))
+    by_figure = {figure: files for figure in ("80,000", "94,000") for text, files in sides.items() if figure in text}
+    assert set(by_figure) == {"80,000", "94,000"}, sides
+    assert "002_b421f2b8e3e2ac47.txt" in by_figure["80,000"], sides
+    assert "004_84efbc475e867d2d.txt" in by_figure["94,000"], sides
+
+
+def _artefact(name: str) -> Path:
+    """Screenshots of every browser test are kept (CI artefacts) under tests/artifacts/."""
+    folder = REPO / "tests" / "artifacts"
+    folder.mkdir(exist_ok=True)
+    return folder / name
+
+
+def _index_tab(driver):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    tab = next(b for b in driver.find_elements(By.CSS_SELECTOR, "button[role='tab']")
+               if "Articles and index" in b.text)
+    tab.click()
+    WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "qa-add").is_displayed())
+
+
+def _ask_tab(driver):
+    from selenium.webdriver.common.by import By
+
+    next(b for b in driver.find_elements(By.CSS_SELECTOR, "button[role='tab']") if b.text.strip() == "Ask").click()
+
+
+def _upload(driver, path: Path) -> str:
+    """Choose ``path`` in the upload box, press "Add to the articles", return the status message."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.find_element(By.CSS_SELECTOR, "#qa-upload input[type=file]").send_keys(str(path))
+    WebDriverWait(driver, 60).until(  # the file is uploaded: its name is listed in the box
+        lambda d: d.find_elements(By.CSS_SELECTOR, f"#qa-upload td.filename[aria-label='{path.name}']"))
+
+    def message(d):  # the new verdict, not Gradio's "processing" overlay or the previous message
+        found = d.find_elements(By.CSS_SELECTOR, "#qa-index-status .qa-ok, #qa-index-status .qa-error")
+        return found and found[0].get_attribute("data-stale") is None and found[0].text
+
+    old = driver.find_elements(By.CSS_SELECTOR, "#qa-index-status .qa-ok, #qa-index-status .qa-error")
+    for element in old:
+        driver.execute_script("arguments[0].setAttribute('data-stale', '1')", element)
+    driver.find_element(By.ID, "qa-add").click()
+    return WebDriverWait(driver, WAIT).until(message)
+
+
+def _index_info(driver) -> str:
+    """The index panel's whole text, the collapsed list of articles included."""
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.ID, "qa-index-info").get_attribute("textContent")
+
+
+NEW_ARTICLE = (
+    "Lighthouse on Sule Skerry is automated\n\n"
+    "The lighthouse on Sule Skerry, a remote island west of Orkney, was built in 1895 by the engineer "
+    "David Alan Stevenson. Its last keepers left in 1982, when the light was automated by the Northern "
+    "Lighthouse Board.\n"
+)
+
+
+def test_an_uploaded_article_is_answered_from_at_once(driver, url, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    article = tmp_path / "sule_skerry.txt"
+    article.write_text(NEW_ARTICLE, encoding="utf-8")
+    _open(driver, url)
+    _index_tab(driver)
+    message = _upload(driver, article)
+    driver.save_screenshot(str(_artefact("upload.png")))
+    assert "Added sule_skerry.txt" in message, message
+    assert "sule_skerry.txt" in _index_info(driver)
+
+    _ask_tab(driver)
+    _ask(driver, "Who built the lighthouse on Sule Skerry?")
+    area = _answers(driver)
+    driver.save_screenshot(str(_artefact("uploaded-answer.png")))
+    card = _card_with_file(area, "sule_skerry.txt")
+    assert card is not None, f"no answer from the uploaded article; answer area: {area.text[:500]!r}"
+    assert "Stevenson" in card.find_element(By.CSS_SELECTOR, ".qa-answer-text").text
+
+
+def test_a_binary_upload_is_refused_with_a_message_and_changes_nothing(driver, url, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    binary = tmp_path / "photo.txt"  # the right extension, but not text
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    _open(driver, url)
+    _index_tab(driver)
+    articles_before = _index_info(driver)
+    message = _upload(driver, binary)
+    driver.save_screenshot(str(_artefact("binary-upload.png")))
+    assert "Nothing was added" in message and "photo.txt is not UTF-8 text" in message, message
+    assert "photo.txt" not in _index_info(driver)
+    assert _index_info(driver) == articles_before
