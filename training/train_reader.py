@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import random
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -130,6 +131,17 @@ def load_examples(path: Path) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
+_WORD = re.compile(r"\w+")
+_STOP = frozenset("a an and are as at be by did do does for from had has have how in is it of on or the to was "
+                  "were what when where which who whom whose why with".split())
+
+
+def _overlap(question: str, paragraph: str) -> int:
+    """Question words found in a paragraph: the most overlapping answer-free paragraph is a hard negative."""
+    words = {w for w in _WORD.findall(question.lower()) if w not in _STOP}
+    return len(words & set(_WORD.findall(paragraph.lower())))
+
+
 def build_windows(rows: list[dict], by_title: dict[str, list[str]], tok: Tokenizer, args, rng) -> list[Window]:
     windows: list[Window] = []
     ctx_cache: dict[str, tuple] = {}
@@ -152,7 +164,10 @@ def build_windows(rows: list[dict], by_title: dict[str, list[str]], tok: Tokeniz
             others = [c for c in by_title[row["title"]] if c != row["context"]]
             others = [c for c in others if not any(a in c.lower() for a in answers)]
             if others:
-                c = rng.choice(others)
+                if rng.random() < args.hard_negative_fraction:
+                    c = max(others, key=lambda o: _overlap(row["question"], o))
+                else:
+                    c = rng.choice(others)
                 n_ids, n_offs = enc(c)
                 windows.append(make_window(q_ids, n_ids, n_offs, None, rng, args.max_len))
     return windows
@@ -194,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--init", type=Path, default=None, help="warm start from these weights (safetensors)")
     p.add_argument("--max-len", type=int, default=176)
     p.add_argument("--max-question-tokens", type=int, default=40)
-    p.add_argument("--neg-fraction", type=float, default=0.33)
+    p.add_argument("--neg-fraction", type=float, default=0.33, help="questions that also get a no-answer window")
+    p.add_argument("--hard-negative-fraction", type=float, default=0.0,
+                   help="of those, the share whose no-answer window is the answer-free paragraph of the same "
+                        "article sharing most words with the question (the rest: a random one)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--warmup", type=float, default=0.06)
