@@ -15,7 +15,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_EVAL = REPO.parent / "shared" / "eval"
-CACHE = REPO / "bench" / ".cache"  # git-ignored: built benchmark indexes
+# git-ignored: built benchmark indexes (QA_BENCH_CACHE moves it, e.g. for the smoke test in tests/)
+CACHE = Path(os.environ.get("QA_BENCH_CACHE", REPO / "bench" / ".cache"))
 RESULTS = REPO / "bench" / "results"
 SEEDS = REPO / "seeds"
 TRAIN_DONE = REPO / "training" / "runs" / "reader" / "train_log.json"
