@@ -53,6 +53,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--strict", action="store_true", default=None, help="fail on an unreadable file instead of skipping it")
     b.add_argument("--max-file-bytes", type=int, help=f"skip larger files ({DEFAULT_CONFIG.max_file_bytes})")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    b.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="where passages are split and embedded: this process, or a Ray cluster (default: local)")
+    b.add_argument("--address", help="Ray cluster address for --engine ray (default: start a local Ray)")
+    b.add_argument("--workers", type=int, help="Ray workers for --engine ray (default: one per cluster CPU)")
 
     a = sub.add_parser("ask", help="answer a question from the index",
                        description="Print short answers with confidence and sources, or say there is no answer.")
@@ -138,7 +142,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "build":
             from qa.build import build_index
 
-            report = build_index(args.seeds, args.index, _config(args), progress=not args.no_progress)
+            engine = args.engine
+            if engine == "ray":
+                from qa.distributed import RayEngine
+
+                engine = RayEngine(address=args.address, workers=args.workers)
+            elif args.address or args.workers:
+                raise ValueError("--address and --workers go with --engine ray.")
+            report = build_index(args.seeds, args.index, _config(args), progress=not args.no_progress, engine=engine)
             for skipped in report.skipped:
                 print(f"skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
             print(report.summary())
