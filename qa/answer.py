@@ -53,6 +53,10 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
     texts = sorted({h.passage.text[a:b] for _, h, _, _, (a, b) in found})
     vectors = encoder.encode_queries([question, *texts])
     similarity = dict(zip(texts, (vectors[1:] @ vectors[0]).tolist()))
+    # Answer aggregation: an answer the reader proposes in several passages is more likely right.
+    passages_of: dict[str, set[str]] = {}
+    for _, hit, span, _, _ in found:
+        passages_of.setdefault(answer_key(span.text), set()).add(hit.passage.passage_id)
     return [
         Candidate(hit, span, {
             "margin": span.score - null_score,
@@ -60,6 +64,7 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
             "dense": hit.scores.get("dense", 0.0),
             "log_rank": math.log(rank),
             "sentence_dense": similarity[hit.passage.text[a:b]],
+            "log_support": math.log(len(passages_of[answer_key(span.text)])),
         })
         for rank, hit, span, null_score, (a, b) in found
     ]
@@ -172,7 +177,8 @@ def answer_from_hits(
         g for g in ranked[1:]
         if g.features["margin"] > 0 and g.confidence >= config.conflict_min_confidence and _disagree(best, g)
     ]
-    chosen = ranked[:k] + [g for g in rivals if g not in ranked[:k]]
+    shown = [best] + [g for g in ranked[1:k] if g.confidence >= config.suggestion_min_confidence]
+    chosen = shown + [g for g in rivals if g not in shown]
     rival_indexes = tuple(n for n, g in enumerate(chosen) if g in rivals)
     answers = [
         _answer(g, rival_indexes if g is best else (0,) if g in rivals else ()) for g in chosen

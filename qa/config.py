@@ -25,6 +25,9 @@ class Config:
     # --- embedding (recorded in the manifest) ---
     model_name: str = MODEL_NAME
     embed_batch_size: int = 64
+    # A build persists its vectors every embed_batch_size * embed_chunk_batches passages (index/.partial/), so
+    # a build that is killed resumes from the last finished chunk instead of embedding everything again.
+    embed_chunk_batches: int = 16
     # Encoder runtime (qa.embed.EMBED_BACKENDS): "torch" (sentence-transformers fp32) or "onnx-int8"
     # (dynamically quantised ONNX export of the same weights; opt-in, see bench/results/embed_speed.md).
     embed_backend: str = "torch"
@@ -48,7 +51,9 @@ class Config:
     calibration_weights: tuple[float, ...] = (0.2795, -0.0979, 1.1628, -0.9749, 3.9042)
     calibration_bias: float = -5.7379
     conflict_min_confidence: float = 0.1  # a disagreeing answer is shown beside the best one from here
-    suggestion_min_confidence: float = 0.05  # when abstaining, weaker candidates are offered from here
+    # Weaker candidates are shown from here: as alternatives below the best answer, or as suggestions when
+    # abstaining. Lower ones (mostly 0.00) are noise to a reader of the page.
+    suggestion_min_confidence: float = 0.05
     abstain_threshold: float = 0.4  # lowest answering <= 2% of unanswerable calibration questions (1.8%)
     max_question_chars: int = 1000
 

@@ -40,7 +40,7 @@ def collect(retriever: Retriever, questions: list[dict], unanswerable: bool) -> 
         for cand in candidates(q["question"], hits, retriever.reader, retriever.encoder, cfg):
             label = 0.0 if unanswerable else float(best_f1(cand.span.text, q["answers"]) >= 0.5)
             rows.append({"q": qi, "unanswerable": unanswerable, "x": [cand.features[n] for n in FEATURES],
-                         "y": label, "text": cand.span.text})
+                         "features": cand.features, "y": label, "text": cand.span.text})
     return rows
 
 
@@ -136,6 +136,8 @@ def main() -> int:
     qs = qs[: args.questions]
     if args.rows_cache and args.rows_cache.exists():
         rows = json.loads(args.rows_cache.read_text())
+        for r in rows:  # the cache keeps every feature; fit the ones qa.answer.FEATURES names now
+            r["x"] = [r["features"][n] for n in FEATURES]
     else:
         rows = collect(retriever, qs, False) + collect(retriever, qs, True)
         if args.rows_cache:
