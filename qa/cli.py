@@ -15,6 +15,7 @@ log = logging.getLogger("qa")
 
 EXAMPLES = """examples:
   qa build                                  # index seeds/ into index/ (incremental)
+  qa build --engine ray --address auto      # the same, embedded on a Ray cluster (pip install -e '.[ray]')
   qa ask "Who backed the rebels?"           # short answers with their sources
   qa ask "Who backed the rebels?" --json    # the full response as JSON
   qa check                                  # verify the index files and manifest

@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import shutil
+import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -186,6 +187,7 @@ class RayEngine:
     shard_chars: int | None = None
     keep_shards: bool = False
     stats: dict[str, int] = field(default_factory=dict)  # what the last build did: shards, reused, workers
+    timings: dict[str, float] = field(default_factory=dict)  # its seconds: workers_ready, embed, merge
 
     @contextmanager
     def session(self, index_dir: Path, config: Config, progress: bool = True) -> Iterator[Any]:
@@ -208,6 +210,7 @@ class RayEngine:
         self, ray: Any, shard_dir: Path, config: Config, progress: bool, documents: list[Document]
     ) -> tuple[list[Passage], np.ndarray]:
         shard_dir.mkdir(parents=True, exist_ok=True)
+        self.timings = {}
         shards = plan_shards(documents, config, self.shard_chars)
         done = {s.key: found for s in shards if (found := read_shard(shard_dir / f"{s.key}.npz")) is not None}
         todo = [s for s in shards if s.key not in done]
@@ -217,15 +220,18 @@ class RayEngine:
                     len(shards), len(done), len(todo), workers)
         if todo:
             self._run(ray, todo, workers, shard_dir, config, progress, done)
+        start = time.perf_counter()
         results = [done[s.key] for s in shards]
         passages = [p for shard_passages, _ in results for p in shard_passages]
         vectors = np.concatenate([v for _, v in results], axis=0)
+        self.timings["merge"] = time.perf_counter() - start
         return passages, vectors
 
     def _run(self, ray: Any, todo: list[Shard], n_workers: int, shard_dir: Path, config: Config,
              progress: bool, done: dict[str, tuple[list[Passage], np.ndarray]]) -> None:
         from ray.util import ActorPool
 
+        start = time.perf_counter()
         worker = _worker_class().options(num_cpus=self.threads)
         actors = [worker.remote(config, self.threads) for _ in range(n_workers)]
         try:
@@ -234,6 +240,8 @@ class RayEngine:
                 if theirs != mine:
                     raise QAError(f"A Ray worker runs {theirs}, the driver {mine}: install the same qa and "
                                   "model package versions on every node (see README, Distributed builds).")
+            self.timings["workers_ready"] = time.perf_counter() - start
+            start = time.perf_counter()
             pool = ActorPool(actors)
             results = pool.map_unordered(lambda actor, shard: actor.run.remote(shard.key, shard.documents), todo)
             if progress:
@@ -243,6 +251,7 @@ class RayEngine:
             for key, passages, vectors in results:
                 write_shard(shard_dir / f"{key}.npz", passages, vectors)
                 done[key] = (passages, np.asarray(vectors, dtype=np.float32))
+            self.timings["embed"] = time.perf_counter() - start
         finally:
             for actor in actors:
                 ray.kill(actor)
