@@ -8,12 +8,23 @@ Layout::
         manifest.json          format, model, dimension, settings, file hashes, counts, checksums
         vectors.faiss          faiss index over L2-normalised float32 vectors (inner product = cosine): exact
                                IndexFlatIP, or HNSW above qa.ann.FLAT_MAX_PASSAGES (Config.index_type)
-        vectors.npy            the same vectors, raw, reused by incremental builds
+        vectors.npy            the same vectors, raw, reused by incremental builds (memory-mapped on load)
         passages.jsonl         one Passage per line, in vector row order
-        documents.jsonl        one Document per line, paragraphs included (the UI shows whole articles)
-        bm25/                  LexicalIndex.save (bm25s JSON + .npy)
+        passages.offsets.npy   int64 byte offset of every line of passages.jsonl, and its size (n + 1 values)
+        passages.docs.npy      int64 per passage: the line of its document in documents.jsonl
+        documents.jsonl        one Document per line, paragraphs included (the UI shows whole articles), in
+                               the order of the manifest's ``files``
+        documents.offsets.npy  int64 byte offset of every line of documents.jsonl, and its size
+        bm25/                  LexicalIndex.save (bm25s JSON + .npy), memory-mapped on load
 
       build.lock               held (fcntl.flock) by the one build that may write here
+
+Format version 2 (this one) reads passages and documents lazily: ``IndexStore.passages`` and
+``IndexStore.documents`` are a :class:`PassageTable` and a :class:`DocumentTable` that memory-map the JSONL
+files and parse one line when a row is asked for, so a loaded index holds no passage or article text in
+memory beyond the rows in use (the load still reads every line once, to cross-check offsets and texts).
+Version 1 indexes (everything read into memory, no offset tables) are refused with IndexMismatchError; `qa
+build` rebuilds them.
 
 A save writes a hidden ``.tmp-*`` directory, fsyncs it, renames it to ``v-*`` and only then swaps
 ``CURRENT`` with ``os.replace``: a crash at any point leaves the previous version live, and the next build
@@ -37,10 +48,14 @@ import errno
 import hashlib
 import json
 import logging
+import mmap as _mmap
+import operator
 import os
 import secrets
 import shutil
-from collections.abc import Iterable, Iterator
+import threading
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -64,14 +79,17 @@ from qa.types import Document, Paragraph, Passage
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: passages/documents read whole into memory; 2: + offset tables, read lazily by row
 INDEX_TYPE = "flat-ip"
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS_FAISS = "vectors.faiss"
 VECTORS_NPY = "vectors.npy"
 PASSAGES = "passages.jsonl"
+PASSAGE_OFFSETS = "passages.offsets.npy"
+PASSAGE_DOCS = "passages.docs.npy"
 DOCUMENTS = "documents.jsonl"
+DOCUMENT_OFFSETS = "documents.offsets.npy"
 BM25_DIR = "bm25"
 TMP_PREFIX = ".tmp-"
 VERSION_PREFIX = "v-"
@@ -87,15 +105,158 @@ class IndexWriteError(QAError):
     """The index cannot be written (disk full, read-only, no permission); the live index is unchanged."""
 
 
+class _JsonlRows:
+    """Line ``i`` of a JSONL file, parsed on demand through a memory map and a table of line offsets."""
+
+    def __init__(self, path: Path, offsets: np.ndarray) -> None:
+        size = path.stat().st_size
+        if offsets.dtype != np.int64 or offsets.ndim != 1 or len(offsets) < 1:
+            raise ValueError(f"its offset table has shape {offsets.shape} and type {offsets.dtype}, "
+                             "expected one int64 per line and one more")
+        if int(offsets[0]) != 0 or int(offsets[-1]) != size or (len(offsets) > 1 and not (np.diff(offsets) > 0).all()):
+            raise ValueError(f"its offset table does not match the file ({size} bytes, {len(offsets) - 1} lines)")
+        self.path = path
+        self._offsets = offsets
+        self._data: Any = b""
+        if size:
+            with open(path, "rb") as f:
+                self._data = _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ)
+            ends = np.frombuffer(self._data, dtype=np.uint8)[np.asarray(offsets[1:]) - 1]
+            if not (ends == ord("\n")).all():
+                raise ValueError("its offset table does not match the file (a row does not end a line)")
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def record(self, row: int) -> Any:
+        """The JSON value on line ``row`` (ValueError when the line is not JSON)."""
+        return json.loads(self._data[int(self._offsets[row]) : int(self._offsets[row + 1])])
+
+
+def _row(index: Any, n: int) -> int:
+    row = operator.index(index)
+    if row < 0:
+        row += n
+    if not 0 <= row < n:
+        raise IndexError(f"row {index} is out of range for {n} rows")
+    return row
+
+
+class PassageTable(Sequence[Passage]):
+    """The passages of an index version, read from ``passages.jsonl`` one row at a time (not held in memory).
+
+    Behaves like the list it replaces: ``len``, indexing (negative and slices too), iteration, ``==`` with a
+    list. While a Passage is in use elsewhere (a Hit, an answer's source), asking for its row again returns
+    the same object, so identity checks across one index version keep working; rows nobody holds are freed.
+    """
+
+    def __init__(self, rows: _JsonlRows, doc_rows: np.ndarray, n_documents: int) -> None:
+        self._rows = rows
+        self.doc_rows = doc_rows  # line in documents.jsonl of each passage's document
+        self._n_documents = n_documents
+        self._cache: weakref.WeakValueDictionary[int, Passage] = weakref.WeakValueDictionary()
+        self._lock = threading.Lock()
+        self._groups: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        row = _row(index, len(self))
+        with self._lock:
+            passage = self._cache.get(row)
+        if passage is None:
+            passage = self.read(row)
+            with self._lock:
+                passage = self._cache.setdefault(row, passage)
+        return passage
+
+    def read(self, row: int) -> Passage:
+        """Parse row ``row`` afresh (no cache); raises IndexCorruptError when the line is damaged."""
+        try:
+            return _passage(self._rows.record(row))
+        except (ValueError, TypeError) as exc:
+            raise IndexCorruptError(f"{self._rows.path} row {row} cannot be read ({exc}): run `qa build` to "
+                                    "repair the index.") from exc
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"PassageTable({self._rows.path}, {len(self)} passages)"
+
+    def rows_of_document(self, doc_row: int) -> list[int]:
+        """Passage rows (ascending) of the document on line ``doc_row`` of documents.jsonl."""
+        groups = self._groups
+        if groups is None:  # built aside and published in one assignment: safe to share between threads
+            order = np.argsort(self.doc_rows, kind="stable")
+            bounds = np.searchsorted(self.doc_rows[order], np.arange(self._n_documents + 1))
+            groups = self._groups = (order, bounds)
+        order, bounds = groups
+        return [int(r) for r in order[bounds[doc_row] : bounds[doc_row + 1]]]
+
+
+class DocumentTable(Mapping[str, Document]):
+    """The articles of an index version by doc_id, read from ``documents.jsonl`` when asked for.
+
+    Only the ids (from the manifest's ``files``, in line order) are held in memory.
+    """
+
+    def __init__(self, rows: _JsonlRows, doc_ids: list[str]) -> None:
+        if len(doc_ids) != len(rows):
+            raise ValueError(f"the manifest lists {len(doc_ids)} articles for {len(rows)} lines")
+        self._rows = rows
+        self._ids = doc_ids
+        self._position = {doc_id: i for i, doc_id in enumerate(doc_ids)}
+        if len(self._position) != len(doc_ids):
+            raise ValueError("the manifest repeats an article id")
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._position
+
+    def __getitem__(self, doc_id: str) -> Document:
+        return self.at(self._position[doc_id])
+
+    def position(self, doc_id: str) -> int | None:
+        """The line of ``doc_id`` in documents.jsonl (None when it is not in the index)."""
+        return self._position.get(doc_id)
+
+    def at(self, row: int) -> Document:
+        try:
+            return _document(self._rows.record(row))
+        except (ValueError, TypeError) as exc:
+            raise IndexCorruptError(f"{self._rows.path} row {row} cannot be read ({exc}): run `qa build` to "
+                                    "repair the index.") from exc
+
+    def __repr__(self) -> str:
+        return f"DocumentTable({self._rows.path}, {len(self)} documents)"
+
+
 @dataclass
 class IndexStore:
-    """One loaded index version. Row i of ``vectors``/``faiss_index``/``lexical`` is ``passages[i]``."""
+    """One loaded index version. Row i of ``vectors``/``faiss_index``/``lexical`` is ``passages[i]``.
+
+    A loaded index has a :class:`PassageTable` and a :class:`DocumentTable` (read by row from disk); a
+    store built in memory (benchmarks, tests) may hold a plain list and dict instead.
+    """
 
     path: Path  # the version directory
     version: str
     manifest: dict[str, Any]
-    passages: list[Passage]
-    documents: dict[str, Document]
+    passages: Sequence[Passage]
+    documents: Mapping[str, Document]
     faiss_index: faiss.Index
     vectors: np.ndarray
     lexical: LexicalIndex
@@ -122,6 +283,9 @@ class IndexStore:
 
     def rows_of(self, doc_id: str) -> list[int]:
         """Vector/passage rows of one document (in passage order)."""
+        if isinstance(self.passages, PassageTable) and isinstance(self.documents, DocumentTable):
+            doc_row = self.documents.position(doc_id)
+            return [] if doc_row is None else self.passages.rows_of_document(doc_row)
         rows_by_doc = self._rows_by_doc
         if rows_by_doc is None:
             # Built aside and published in one assignment: threads sharing this store never see half of it.
@@ -354,8 +518,15 @@ def _write_version(
     _write_bytes(directory / VECTORS_FAISS, faiss.serialize_index(flat).tobytes())
     with open(directory / VECTORS_NPY, "wb") as f:
         np.save(f, vectors, allow_pickle=False)
-    _write_jsonl(directory / PASSAGES, (asdict(p) for p in passages))
-    _write_jsonl(directory / DOCUMENTS, (asdict(d) for d in documents))
+    doc_row = {d.doc_id: i for i, d in enumerate(documents)}
+    tables = {
+        PASSAGE_OFFSETS: _write_jsonl(directory / PASSAGES, (asdict(p) for p in passages)),
+        PASSAGE_DOCS: np.fromiter((doc_row[p.doc_id] for p in passages), dtype=np.int64, count=len(passages)),
+        DOCUMENT_OFFSETS: _write_jsonl(directory / DOCUMENTS, (asdict(d) for d in documents)),
+    }
+    for name, table in tables.items():
+        with open(directory / name, "wb") as f:
+            np.save(f, table, allow_pickle=False)
     lexical.save(directory / BM25_DIR)
     _fsync_tree(directory)
     packaged = config.model_name == MODEL_NAME
@@ -406,9 +577,15 @@ def _prune(index_dir: Path, keep: set[str | None]) -> None:
     clean_stale(index_dir)
 
 
-def _write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+def _write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> np.ndarray:
+    """Write one JSON record per line (UTF-8); returns the byte offset of every line and the file size."""
+    offsets = [0]
+    with open(path, "wb") as f:
+        for record in records:
+            line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+            f.write(line)
+            offsets.append(offsets[-1] + len(line))
+    return np.array(offsets, dtype=np.int64)
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -567,7 +744,7 @@ def file_problems(version_dir: Path, manifest: dict[str, Any]) -> list[str]:
     if not isinstance(checksums, dict) or not checksums:
         return [f"{version_dir / MANIFEST} has no checksums"]
     problems = []
-    required = [VECTORS_FAISS, VECTORS_NPY, PASSAGES, DOCUMENTS]
+    required = [VECTORS_FAISS, VECTORS_NPY, PASSAGES, PASSAGE_OFFSETS, PASSAGE_DOCS, DOCUMENTS, DOCUMENT_OFFSETS]
     for name in required:
         if name not in checksums:
             problems.append(f"{name} is not listed in the manifest")
@@ -601,9 +778,13 @@ def _unlisted_files(version_dir: Path, manifest: dict[str, Any]) -> list[str]:
 
 
 def load_index(
-    index_dir: str | Path, config: Config, *, expected_dimension: int | None = None, mmap: bool = False
+    index_dir: str | Path, config: Config, *, expected_dimension: int | None = None, mmap: bool = True
 ) -> IndexStore:
     """Load and check the live index version.
+
+    Passages and articles are read by row from disk (:class:`PassageTable`, :class:`DocumentTable`) and the
+    BM25 arrays are memory-mapped. ``mmap`` memory-maps ``vectors.npy`` too (the default: the FAISS index
+    holds its own copy for search; the raw vectors are only read by incremental builds and checks).
 
     Raises IndexNotFoundError (no index), IndexMismatchError (built with another format version, model,
     dimension or settings) or IndexCorruptError (file missing, altered or inconsistent); each message says
@@ -782,14 +963,29 @@ def _read_version(index_dir: Path, version_dir: Path, manifest: dict[str, Any], 
     def fail(name: str, exc: BaseException) -> IndexCorruptError:
         return _corrupt(index_dir, [f"{version_dir / name} cannot be read ({type(exc).__name__}: {exc})"])
 
+    def table(name: str) -> np.ndarray:
+        try:
+            return np.load(version_dir / name, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise fail(name, exc) from exc
+
+    files = manifest.get("files")
+    doc_ids = [str(k) for k in files] if isinstance(files, dict) else []
     try:
-        passages = [_passage(r) for r in _read_jsonl(version_dir / PASSAGES)]
-    except (OSError, ValueError, TypeError) as exc:
-        raise fail(PASSAGES, exc) from exc
-    try:
-        documents = {d.doc_id: d for d in (_document(r) for r in _read_jsonl(version_dir / DOCUMENTS))}
-    except (OSError, ValueError, TypeError) as exc:
+        documents = DocumentTable(_JsonlRows(version_dir / DOCUMENTS, table(DOCUMENT_OFFSETS)), doc_ids)
+    except (OSError, ValueError) as exc:
         raise fail(DOCUMENTS, exc) from exc
+    doc_rows = table(PASSAGE_DOCS)
+    try:
+        rows = _JsonlRows(version_dir / PASSAGES, table(PASSAGE_OFFSETS))
+        if doc_rows.dtype != np.int64 or doc_rows.shape != (len(rows),):
+            raise ValueError(f"{PASSAGE_DOCS} has shape {doc_rows.shape} and type {doc_rows.dtype}, expected "
+                             f"({len(rows)},) int64")
+        if len(doc_rows) and (int(doc_rows.min()) < 0 or int(doc_rows.max()) >= len(documents)):
+            raise ValueError(f"{PASSAGE_DOCS} refers to articles beyond the {len(documents)} of {DOCUMENTS}")
+        passages = PassageTable(rows, doc_rows, len(documents))
+    except (OSError, ValueError) as exc:
+        raise fail(PASSAGES, exc) from exc
     try:
         vectors = np.load(version_dir / VECTORS_NPY, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -800,8 +996,8 @@ def _read_version(index_dir: Path, version_dir: Path, manifest: dict[str, Any], 
         raise fail(VECTORS_FAISS, exc) from exc
     params = manifest.get("index_params")
     ann.configure(flat, params if isinstance(params, dict) else {})
-    try:
-        lexical = LexicalIndex.load(version_dir / BM25_DIR, mmap=mmap)
+    try:  # always memory-mapped: BM25 reads a few postings lists per query
+        lexical = LexicalIndex.load(version_dir / BM25_DIR, mmap=True)
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise fail(BM25_DIR, exc) from exc
     return IndexStore(version_dir, version_dir.name, manifest, passages, documents, flat, vectors, lexical)
@@ -835,20 +1031,55 @@ def _consistency_problems(store: IndexStore) -> list[str]:
     if counts.get("passages") != n or counts.get("documents") != len(store.documents):
         problems.append(f"the manifest counts {counts} differ from the files "
                         f"({len(store.documents)} documents, {n} passages)")
+    try:
+        problems += _record_problems(store)
+    except IndexCorruptError as exc:  # a line that is not a valid record
+        problems.append(str(exc).split(": run `qa build`")[0])
+    return problems
+
+
+def _record_problems(store: IndexStore) -> list[str]:
+    """Every document and passage read once, in row order (one article in memory at a time)."""
+    problems = []
+    documents = store.documents
     files = store.manifest.get("files") or {}
-    if {k: d.sha256 for k, d in store.documents.items()} != files:
+    hashes: dict[str, str] = {}
+    for doc_id in documents:
+        doc = documents[doc_id]
+        if doc.doc_id != doc_id:
+            problems.append(f"{DOCUMENTS} holds {doc.doc_id!r} where the manifest lists {doc_id!r}")
+            break
+        hashes[doc_id] = doc.sha256
+    if hashes != files:
         problems.append(f"the manifest's article list differs from {DOCUMENTS}")
-    missing = {p.doc_id for p in store.passages} - set(store.documents)
+    passages = store.passages
+    table = passages if isinstance(passages, PassageTable) and isinstance(documents, DocumentTable) else None
+    ids: set[str] = set()
+    repeated, missing, wrong, misfiled = False, set(), [], 0
+    doc_id, doc = None, None
+    for row in range(len(passages)):
+        p = table.read(row) if table is not None else passages[row]
+        if p.passage_id in ids:
+            repeated = True
+        ids.add(p.passage_id)
+        if p.doc_id != doc_id:
+            doc_id, doc = p.doc_id, documents.get(p.doc_id)
+        if doc is None:
+            missing.add(p.doc_id)
+            continue
+        if doc.text[p.start : p.end] != p.text:
+            wrong.append(p.passage_id)
+        if table is not None and int(table.doc_rows[row]) != documents.position(p.doc_id):  # type: ignore[attr-defined]
+            misfiled += 1
     if missing:
         problems.append(f"{PASSAGES} refers to documents missing from {DOCUMENTS}: {sorted(missing)[:5]}")
-    ids = [p.passage_id for p in store.passages]
-    if len(set(ids)) != len(ids):
+    if repeated:
         problems.append(f"{PASSAGES} repeats passage ids")
-    wrong = [p.passage_id for p in store.passages
-             if p.doc_id in store.documents and store.documents[p.doc_id].text[p.start:p.end] != p.text]
     if wrong:
         problems.append(f"{len(wrong)} passages do not match their article's text at their offsets "
                         f"(e.g. {wrong[0]!r})")
+    if misfiled:
+        problems.append(f"{PASSAGE_DOCS} points {misfiled} passages at another article than theirs")
     return problems
 
 
@@ -883,10 +1114,3 @@ def _warn_package_version(manifest: dict[str, Any]) -> None:
             "Index was embedded with %s %s, %s is installed: run `qa build` if results look off.",
             MODEL_PACKAGE, stored, installed,
         )
-
-
-def _read_jsonl(path: Path) -> Iterator[Any]:
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)

