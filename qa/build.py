@@ -10,24 +10,39 @@ the same directory fails at once with IndexLockedError rather than racing the fi
 Splitting and embedding the new documents is the engine's job: ``split_and_embed`` in this process (the
 default, ``engine="local"``), or Ray workers across a cluster (``engine="ray"``, see qa.distributed). Either
 way the rest of the build (reuse, BM25, the atomic save and its manifest) is this module's.
+
+The local engine embeds in chunks of ``embed_batch_size * embed_chunk_batches`` passages (longest first, so
+batches pad little), with a progress bar and ETA, and persists each finished chunk in a resume area::
+
+    index_dir/.partial/<settings key>/chunk-<n>-<content hash>.npy
+
+written whole or not at all (fsynced temporary file, then a hard link to the final name). A build that is
+killed (or fails to save) leaves its finished chunks there; the next build with the same model, encoder and
+batch size reuses every chunk whose passages are unchanged and embeds only the rest. The area is removed
+once a build has saved its index, and areas of other settings are removed when a build starts.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import logging
+import os
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from qa import store as index_store
 from qa.config import DEFAULT_CONFIG, Config
-from qa.embed import Encoder, get_encoder, model_package_version
+from qa.embed import PROGRESS_MIN_PASSAGES, Encoder, get_encoder, model_package_version, passage_input
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IngestError
 from qa.ingest import IngestResult, Skipped, file_hashes, load_corpus
 from qa.lexical import LexicalIndex
@@ -49,6 +64,7 @@ from qa.types import Document, Passage
 logger = logging.getLogger(__name__)
 
 ENGINES = ("local", "ray")
+RESUME_DIR = ".partial"  # index_dir/.partial/<settings key>/: embedded chunks of an unfinished build
 
 # New documents -> their passages (in document order) and one L2-normalised float32 vector per passage.
 SplitAndEmbed = Callable[[list[Document]], tuple[list[Passage], np.ndarray]]
@@ -64,7 +80,8 @@ class BuildReport:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     no_text: list[str] = field(default_factory=list)  # indexed articles that gave no passage (all boilerplate)
-    passages_embedded: int = 0
+    passages_embedded: int = 0  # passages run through the model by this build
+    passages_resumed: int = 0  # new passages whose vectors came from an interrupted build's resume area
     n_documents: int = 0
     n_passages: int = 0
     seconds: float = 0.0
@@ -76,6 +93,7 @@ class BuildReport:
         if self.no_text:
             names = ", ".join(self.no_text[:3]) + (", ..." if len(self.no_text) > 3 else "")
             skipped += f", {len(self.no_text)} with no indexable text ({names})"
+        resumed = f" ({self.passages_resumed} more resumed from an interrupted build)" if self.passages_resumed else ""
         if self.up_to_date:
             return (
                 f"index is up to date: {self.n_documents} documents{skipped}, {self.n_passages} passages, "
@@ -84,7 +102,7 @@ class BuildReport:
         return (
             f"{self.n_documents} documents ({len(self.added)} added, {len(self.changed)} changed, "
             f"{len(self.removed)} removed, {len(self.unchanged)} unchanged{skipped}), "
-            f"{self.n_passages} passages, {self.passages_embedded} embedded, {self.seconds:.1f} s"
+            f"{self.n_passages} passages, {self.passages_embedded} embedded{resumed}, {self.seconds:.1f} s"
         )
 
 
@@ -163,11 +181,146 @@ def split_and_embed(
     return passages, vectors
 
 
+class ResumableEngine:
+    """The local engine of one build: splits, then embeds through the resume area of ``index_dir``.
+
+    Same result as ``split_and_embed``; ``embedded``/``resumed`` count the passages of the last call that went
+    through the model and that came from the resume area.
+    """
+
+    def __init__(self, index_dir: Path, config: Config, encoder: Encoder | None, progress: bool) -> None:
+        self.index_dir, self.config, self.encoder, self.progress = index_dir, config, encoder, progress
+        self.embedded = self.resumed = 0
+
+    def __call__(self, documents: list[Document]) -> tuple[list[Passage], np.ndarray]:
+        passages = [passage for doc in documents for passage in split_passages(doc, self.config)]
+        encoder = self.encoder or get_encoder(self.config.model_name)
+        vectors, self.resumed = embed_resumable(passages, encoder, self.index_dir, self.config, self.progress)
+        self.embedded = len(passages) - self.resumed
+        return passages, vectors
+
+
+def embed_resumable(
+    passages: list[Passage], encoder: Encoder, index_dir: Path, config: Config, progress: bool = True
+) -> tuple[np.ndarray, int]:
+    """Vectors of ``passages`` (rows in their order) and how many came from ``index_dir``'s resume area.
+
+    Chunks are embedded longest first and each is persisted before the next starts, so memory beyond the
+    result is one chunk's. Call it while holding the build lock of ``index_dir``. Raises IndexWriteError
+    when the resume area cannot be written (disk full, read-only): failing early beats failing at the save.
+    """
+    n, dimension = len(passages), encoder.dimension
+    out = np.zeros((n, dimension), dtype=np.float32)
+    if not n:
+        return out, 0
+    area = _resume_area(index_dir, encoder, config)
+    lengths = [len(p.title) + len(p.text) for p in passages]
+    order = sorted(range(n), key=lambda i: -lengths[i])  # stable: ties keep passage order
+    size = max(1, config.embed_batch_size) * max(1, config.embed_chunk_batches)
+    todo, resumed = [], 0
+    for number, start in enumerate(range(0, n, size)):
+        rows = order[start : start + size]
+        digest = hashlib.sha256()
+        for i in rows:
+            digest.update(passage_input(passages[i].title, passages[i].text).encode("utf-8") + b"\0")
+        name = f"chunk-{number:06d}-{digest.hexdigest()[:16]}.npy"
+        done = _read_chunk(area / name, len(rows), dimension)
+        if done is None:
+            todo.append((rows, name))
+        else:
+            out[rows] = done
+            resumed += len(rows)
+    if resumed:
+        logger.info("Resuming: %d of %d passages were embedded by an interrupted build", resumed, n)
+    logger.info("Embedding %d passages in %d chunks of up to %d", n - resumed, len(todo), size)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n, initial=resumed, unit="passage", desc="Embedding passages", smoothing=0.05,
+               disable=not progress or n - resumed <= PROGRESS_MIN_PASSAGES)
+    if resumed:
+        bar.set_postfix_str(f"{resumed} resumed")
+    try:
+        for rows, name in todo:
+            vectors = np.asarray(encoder.encode_passages(
+                [passages[i].title for i in rows], [passages[i].text for i in rows],
+                batch_size=config.embed_batch_size, progress=False,
+            ), dtype=np.float32)
+            if vectors.shape != (len(rows), dimension):
+                raise ValueError(f"The encoder returned vectors of shape {vectors.shape} for {len(rows)} passages.")
+            _write_chunk(index_dir, area / name, vectors)
+            out[rows] = vectors
+            bar.update(len(rows))
+    finally:
+        bar.close()
+    return out, resumed
+
+
+def _resume_area(index_dir: Path, encoder: Encoder, config: Config) -> Path:
+    """This build's resume directory (created); areas left by builds with other settings are removed."""
+    settings = {
+        "model_name": encoder.model_name,
+        "encoder": type(encoder).__qualname__,
+        "model_package_version": model_package_version(),
+        "dimension": encoder.dimension,
+        "batch_size": config.embed_batch_size,  # batch composition changes vectors in the last bits
+    }
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    root = index_dir / RESUME_DIR
+    if root.is_dir():
+        for entry in root.iterdir():
+            if entry.name != key:
+                logger.info("Removing the resume area of a build with other settings: %s", entry)
+                shutil.rmtree(entry, ignore_errors=True)
+    area = root / key
+    try:
+        area.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise index_store._write_error(index_dir, exc) from exc
+    return area
+
+
+def _read_chunk(path: Path, n_rows: int, dimension: int) -> np.ndarray | None:
+    """A persisted chunk if it is whole and sane; None (and the file removed) otherwise."""
+    if not path.is_file():
+        return None
+    try:
+        vectors = np.load(path, allow_pickle=False)
+        if (vectors.shape == (n_rows, dimension) and vectors.dtype == np.float32 and np.isfinite(vectors).all()
+                and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)):
+            return vectors
+    except (OSError, ValueError, EOFError):
+        pass
+    logger.warning("Ignoring a damaged resume chunk %s: it is embedded again", path)
+    path.unlink(missing_ok=True)
+    return None
+
+
+def _write_chunk(index_dir: Path, path: Path, vectors: np.ndarray) -> None:
+    """Persist one chunk: the final name appears only with the whole, fsynced file behind it."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, vectors, allow_pickle=False)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        index_store._write_bytes(tmp, buffer.getvalue())
+        path.unlink(missing_ok=True)
+        os.link(tmp, path)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise index_store._write_error(index_dir, exc) from exc
+
+
+def remove_resume_area(index_dir: Path) -> None:
+    """Drop ``index_dir``'s resume area (after a successful build). Best effort."""
+    root = Path(index_dir) / RESUME_DIR
+    if root.exists():
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def _engine_session(
     engine: str | Any, index_dir: Path, config: Config, encoder: Encoder | None, progress: bool
 ) -> AbstractContextManager[SplitAndEmbed]:
     if engine == "local":
-        return nullcontext(partial(split_and_embed, config=config, encoder=encoder, progress=progress))
+        return nullcontext(ResumableEngine(index_dir, config, encoder, progress))
     return engine.session(index_dir, config, progress=progress)
 
 
@@ -203,12 +356,15 @@ def _build_locked(
     ):
         report.up_to_date, report.version = True, previous.version
         report.n_passages = len(previous.passages)
-        report.no_text = _without_passages(documents, previous.passages)
+        report.no_text = [d.doc_id for d in documents if not previous.rows_of(d.doc_id)]
         logger.info("Index %s is up to date", index_dir)
+        remove_resume_area(index_dir)  # a killed build of a corpus that has since been reverted
         return report
 
     unchanged = set(report.unchanged)
     passages, vectors, report.passages_embedded = _passages_and_vectors(documents, unchanged, previous, embed)
+    report.passages_resumed = int(getattr(embed, "resumed", 0))
+    report.passages_embedded -= report.passages_resumed
     lexical = LexicalIndex.build([f"{p.title}. {p.text}" for p in passages])
     report.n_passages = len(passages)
     report.no_text = _without_passages(documents, passages)
@@ -223,6 +379,7 @@ def _build_locked(
         skipped_files=skipped_files,
         lock=lock,
     )
+    remove_resume_area(index_dir)
     return report
 
 
