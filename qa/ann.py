@@ -32,14 +32,15 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-IndexKind = Literal["auto", "flat", "hnsw", "ivfpq"]
+IndexKind = Literal["auto", "flat", "hnsw", "ivfflat", "ivfpq"]
 INDEX_KINDS: tuple[str, ...] = get_args(IndexKind)
 
 # Names recorded in the manifest. "flat-ip" is what every index written before qa.ann existed says.
 FLAT_TYPE = "flat-ip"
 HNSW_TYPE = "hnsw-ip"
 IVFPQ_TYPE = "ivfpq-ip"
-INDEX_TYPES: tuple[str, ...] = (FLAT_TYPE, HNSW_TYPE, IVFPQ_TYPE)
+IVFFLAT_TYPE = "ivfflat-ip"
+INDEX_TYPES: tuple[str, ...] = (FLAT_TYPE, HNSW_TYPE, IVFFLAT_TYPE, IVFPQ_TYPE)
 
 # Exact search stays well under 10 ms per query below this many passages on 2 cores (bench/scale.py).
 FLAT_MAX_PASSAGES = 50_000
@@ -54,6 +55,7 @@ IVFPQ_M = 48  # bytes per vector; must divide the dimension (384 = 48 x 8)
 IVFPQ_NBITS = 8
 IVFPQ_NPROBE = 32
 IVF_MIN_POINTS_PER_CELL = 39  # faiss warns below 39 training points per centroid
+IVFFLAT_NPROBE = 64
 
 
 def choose_kind(n_vectors: int, kind: IndexKind = "auto", flat_max: int = FLAT_MAX_PASSAGES) -> str:
@@ -87,13 +89,15 @@ def make_index(
     nlist: int | None = None,
     pq_m: int = IVFPQ_M,
     nprobe: int = IVFPQ_NPROBE,
+    ivf_nprobe: int | None = None,
     train_size: int = 64_000,
     seed: int = 0,
 ) -> faiss.Index:
     """Build a FAISS inner-product index over L2-normalised ``vectors`` (rows in passage order).
 
-    ``kind="auto"`` picks exact ``flat`` search up to ``flat_max`` vectors and ``hnsw`` above. ``ivfpq``
-    trains on at most ``train_size`` vectors (a seeded sample). Raises ValueError for vectors that are not a
+    ``kind="auto"`` picks exact ``flat`` search up to ``flat_max`` vectors and ``hnsw`` above. ``ivfpq`` and
+    ``ivfflat`` train on at most ``train_size`` vectors (a seeded sample); ``nprobe`` is IVF-PQ's cells per
+    query, ``ivf_nprobe`` IVF-Flat's. Raises ValueError for vectors that are not a
     2-D array of unit rows, for an unknown kind, or for an ``ivfpq`` whose ``pq_m`` does not divide the
     dimension or with fewer vectors than it needs to train.
     """
@@ -106,11 +110,36 @@ def make_index(
         index = faiss.IndexHNSWFlat(dimension, hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = ef_construction
         index.hnsw.efSearch = ef_search or default_ef_search(n)
+    elif concrete == "ivfflat":
+        index = _trained_ivfflat(vectors, nlist or default_nlist(n), ivf_nprobe or IVFFLAT_NPROBE, train_size, seed)
     else:
         index = _trained_ivfpq(vectors, nlist or default_nlist(n), pq_m, nprobe, train_size, seed)
     if n:
         index.add(vectors)
     logger.info("Built a %s index over %d vectors: %s", concrete, n, describe(index)["params"])
+    return index
+
+
+def _training_sample(vectors: np.ndarray, nlist: int, train_size: int, seed: int) -> np.ndarray:
+    n = len(vectors)
+    needed = max(nlist * IVF_MIN_POINTS_PER_CELL, 2**IVFPQ_NBITS)
+    if n < needed:
+        raise ValueError(
+            f"An IVF index with nlist={nlist} needs at least {needed} vectors to train, got {n}: "
+            "use kind='flat' or 'hnsw' for a corpus this small."
+        )
+    if n <= train_size:
+        return vectors
+    rows = np.sort(np.random.default_rng(seed).choice(n, size=train_size, replace=False))
+    return vectors[rows]
+
+
+def _trained_ivfflat(vectors: np.ndarray, nlist: int, nprobe: int, train_size: int, seed: int) -> faiss.Index:
+    dimension = vectors.shape[1]
+    quantizer = faiss.IndexFlatIP(dimension)
+    index = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.train(_training_sample(vectors, nlist, max(train_size, nlist * IVF_MIN_POINTS_PER_CELL), seed))
+    index.nprobe = min(nprobe, nlist)
     return index
 
 
@@ -149,6 +178,8 @@ def describe(index: faiss.Index) -> dict[str, Any]:
                 "efSearch": int(inner.hnsw.efSearch),
             },
         }
+    if isinstance(inner, faiss.IndexIVFFlat):
+        return {"index_type": IVFFLAT_TYPE, "params": {"nlist": int(inner.nlist), "nprobe": int(inner.nprobe)}}
     if isinstance(inner, faiss.IndexIVFPQ):
         return {
             "index_type": IVFPQ_TYPE,
@@ -169,7 +200,7 @@ def configure(index: faiss.Index, params: dict[str, Any]) -> faiss.Index:
     inner = faiss.downcast_index(index)
     if isinstance(inner, faiss.IndexHNSWFlat) and "efSearch" in params:
         inner.hnsw.efSearch = int(params["efSearch"])
-    elif isinstance(inner, faiss.IndexIVFPQ) and "nprobe" in params:
+    elif isinstance(inner, (faiss.IndexIVFPQ, faiss.IndexIVFFlat)) and "nprobe" in params:
         inner.nprobe = int(params["nprobe"])
     return index  # not ``inner``: the downcast wrapper does not own the C++ object, ``index`` does
 

@@ -85,6 +85,18 @@ def test_ivfpq_is_compact_and_searches(vectors, queries):
     assert (rows >= 0).all() and rows[0, 0] == 0  # PQ is lossy, but the obvious match stays on top
 
 
+def test_ivfflat_keeps_exact_vectors_and_trades_nprobe_for_recall(vectors, queries):
+    index = ann.make_index(vectors, "ivfflat", nlist=16, ivf_nprobe=4)
+    assert ann.describe(index) == {"index_type": ann.IVFFLAT_TYPE, "params": {"nlist": 16, "nprobe": 4}}
+    exact = ann.make_index(vectors, "flat")
+    all_cells = ann.configure(faiss.deserialize_index(faiss.serialize_index(index)), {"nprobe": 16})
+    assert ann.describe(all_cells)["params"]["nprobe"] == 16
+    assert _recall_at_10(all_cells, exact, queries) == 1.0  # every cell visited: exact search
+    assert _recall_at_10(index, exact, queries) <= 1.0 and index.search(queries[:1], 1)[1][0, 0] == 0
+    with pytest.raises(ValueError, match="needs at least"):
+        ann.make_index(vectors[:100], "ivfflat")
+
+
 def test_query_time_params_survive_serialisation(vectors):
     index = ann.make_index(vectors, "hnsw", ef_search=40)
     copy = faiss.deserialize_index(faiss.serialize_index(index))
@@ -125,7 +137,8 @@ def _corpus(n: int) -> tuple[list, list]:
     return [doc], passages
 
 
-@pytest.mark.parametrize(("index_type", "expected"), [("auto", ann.FLAT_TYPE), ("hnsw", ann.HNSW_TYPE)])
+@pytest.mark.parametrize(("index_type", "expected"), [("auto", ann.FLAT_TYPE), ("hnsw", ann.HNSW_TYPE),
+                                                     ("ivfflat", ann.IVFFLAT_TYPE)])
 def test_store_round_trip_keeps_the_index_type(tmp_path, vectors, queries, index_type, expected):
     from qa import store
     from qa.config import DEFAULT_CONFIG
