@@ -116,7 +116,12 @@ class LexicalIndex:
             return []
         scores = self._bm25.get_scores_from_ids(ids)
         hits = np.flatnonzero(scores > 0)
-        best = hits[np.argsort(-scores[hits], kind="stable")][:k]
+        matched = scores[hits]
+        if len(hits) > k:  # keep the k best and every tie of the k-th (a full sort of 1M hits takes ~100 ms)
+            kth = np.partition(matched, len(matched) - k)[len(matched) - k]
+            keep = matched >= kth
+            hits, matched = hits[keep], matched[keep]
+        best = hits[np.argsort(-matched, kind="stable")][:k]  # ties in row order, as a full stable sort
         return [(int(i), float(scores[i])) for i in best]
 
     def save(self, directory: str | Path) -> None:

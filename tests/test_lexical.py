@@ -84,3 +84,14 @@ def test_save_load_round_trip(index, tmp_path):
 def test_empty_index_round_trip(tmp_path):
     LexicalIndex.build([]).save(tmp_path / "empty")
     assert LexicalIndex.load(tmp_path / "empty").search("war", k=1) == []
+
+
+def test_top_k_keeps_ties_in_row_order():
+    """Only the k best are sorted (not every hit), with the same result as a full stable sort."""
+    texts = ["rebels attacked", "rebels attacked", "rebels rebels attacked", "rebels attacked", "convoy",
+             "rebels attacked"]
+    index = LexicalIndex.build(texts)
+    full = index.search("rebels", k=10)
+    assert [row for row, _ in full] == [2, 0, 1, 3, 5]
+    for k in range(1, 6):
+        assert index.search("rebels", k=k) == full[:k]
