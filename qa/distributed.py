@@ -196,7 +196,12 @@ class RayEngine:
         ray = import_ray()
         started = not ray.is_initialized()
         if started:
-            ray.init(address=self.address, include_dashboard=False, logging_level=logging.WARNING)
+            try:
+                ray.init(address=self.address, include_dashboard=False, logging_level=logging.WARNING)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = f"the Ray cluster at {self.address!r}" if self.address else "a local Ray"
+                raise QAError(f"Cannot start or reach {where} ({exc}). Check --address (e.g. `auto` on a node "
+                              "started with `ray start`), or leave it out to start a local Ray.") from exc
         shard_dir = Path(self.shard_dir or Path(index_dir) / SHARD_DIR)
         try:
             yield functools.partial(self._split_and_embed, ray, shard_dir, config, progress)
