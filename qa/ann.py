@@ -1,21 +1,26 @@
 """FAISS index types by corpus size: exact search for small corpora, approximate search for large ones.
 
 All indexes hold L2-normalised float32 vectors and compare them by inner product, which then equals cosine
-similarity. Three kinds:
+similarity. Four kinds:
 
 - ``flat``: ``IndexFlatIP``, exact. Search cost grows linearly with the corpus (about 1.5 KB and one dot
   product of 384 floats per passage per query), which is fine up to tens of thousands of passages.
 - ``hnsw``: ``IndexHNSWFlat`` (inner product) with ``M=32`` links per node and ``efConstruction=80``. Keeps the
   full vectors plus about ``2 * M * 4`` bytes of graph per passage; search cost grows roughly with log(n).
   ``efSearch`` (the candidate list length at query time) trades latency for recall and is set on load.
+- ``ivfflat``: ``IndexIVFFlat``: vectors are assigned to ``nlist`` k-means cells (about sqrt(n)) and kept
+  exact; a query scans the ``nprobe`` cells nearest to it. Builds in about a minute at 1M passages on 2 cores
+  (k-means on a sample, then one assignment pass), several times faster than an HNSW graph, and needs no
+  graph memory (about 1.5 KB per passage, as flat).
 - ``ivfpq``: ``IndexIVFPQ``: vectors are assigned to ``nlist`` k-means cells and compressed to ``pq_m`` bytes
   (product quantisation, 8 bits per sub-vector), so a 384-dim vector takes 48 bytes instead of 1,536. For
   when memory matters more than recall; ``nprobe`` cells are visited per query.
 
-``auto`` picks ``flat`` up to ``FLAT_MAX_PASSAGES`` and ``hnsw`` above. On this machine HNSW keeps recall@10
->= 0.95 of exact search up to 100k passages; at 1M synthetic passages it reaches 0.937 with efSearch=1024 (a
-denser graph, larger M/efConstruction, was not measured yet). IVF-PQ without re-ranking stays below 0.7 and
-is only for when memory matters more than recall (bench/results/scale.md).
+``auto`` picks ``flat`` up to ``FLAT_MAX_PASSAGES``, ``hnsw`` up to ``IVFFLAT_MIN_PASSAGES`` and ``ivfflat``
+above. On this machine HNSW keeps recall@10 >= 0.95 of exact search up to 100k passages, but at 1M synthetic
+passages M=32 reaches only 0.937 (efSearch=1024); IVF-Flat with nlist=1000 reaches 0.968 at nprobe=32 and
+0.981 at nprobe=64 there (bench/results/scale.md). IVF-PQ without re-ranking stays below 0.7 and is only for
+when memory matters more than recall.
 
 ``describe(index)`` gives the ``index_type`` and ``params`` recorded in the manifest; ``configure(index,
 params)`` re-applies the query-time parameters after ``faiss.read_index``.
@@ -55,16 +60,19 @@ IVFPQ_M = 48  # bytes per vector; must divide the dimension (384 = 48 x 8)
 IVFPQ_NBITS = 8
 IVFPQ_NPROBE = 32
 IVF_MIN_POINTS_PER_CELL = 39  # faiss warns below 39 training points per centroid
-IVFFLAT_NPROBE = 64
+IVFFLAT_NPROBE = 64  # 1M synthetic, nlist=1000: recall@10 0.968 at 32, 0.981 at 64, 0.990 at 128
+IVFFLAT_MIN_PASSAGES = 200_000  # auto: ivfflat above this many passages (HNSW M=32 falls below 0.95 there)
 
 
 def choose_kind(n_vectors: int, kind: IndexKind = "auto", flat_max: int = FLAT_MAX_PASSAGES) -> str:
-    """The concrete kind (``flat``, ``hnsw`` or ``ivfpq``) for ``n_vectors`` passages."""
+    """The concrete kind (``flat``, ``hnsw``, ``ivfflat`` or ``ivfpq``) for ``n_vectors`` passages."""
     if kind not in INDEX_KINDS:
         raise ValueError(f"index kind must be one of {INDEX_KINDS}, got {kind!r}.")
     if kind != "auto":
         return kind
-    return "flat" if n_vectors <= flat_max else "hnsw"
+    if n_vectors <= flat_max:
+        return "flat"
+    return "hnsw" if n_vectors <= max(flat_max, IVFFLAT_MIN_PASSAGES) else "ivfflat"
 
 
 def default_nlist(n_vectors: int) -> int:
@@ -95,7 +103,8 @@ def make_index(
 ) -> faiss.Index:
     """Build a FAISS inner-product index over L2-normalised ``vectors`` (rows in passage order).
 
-    ``kind="auto"`` picks exact ``flat`` search up to ``flat_max`` vectors and ``hnsw`` above. ``ivfpq`` and
+    ``kind="auto"`` picks exact ``flat`` search up to ``flat_max`` vectors, ``hnsw`` up to
+    ``IVFFLAT_MIN_PASSAGES`` and ``ivfflat`` above. ``ivfpq`` and
     ``ivfflat`` train on at most ``train_size`` vectors (a seeded sample); ``nprobe`` is IVF-PQ's cells per
     query, ``ivf_nprobe`` IVF-Flat's. Raises ValueError for vectors that are not a
     2-D array of unit rows, for an unknown kind, or for an ``ivfpq`` whose ``pq_m`` does not divide the

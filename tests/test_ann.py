@@ -53,6 +53,8 @@ def test_auto_picks_flat_below_the_threshold(vectors):
     assert ann.describe(index) == {"index_type": ann.FLAT_TYPE, "params": {}}
     assert ann.choose_kind(ann.FLAT_MAX_PASSAGES) == "flat"
     assert ann.choose_kind(ann.FLAT_MAX_PASSAGES + 1) == "hnsw"
+    assert ann.choose_kind(ann.IVFFLAT_MIN_PASSAGES) == "hnsw"
+    assert ann.choose_kind(ann.IVFFLAT_MIN_PASSAGES + 1) == "ivfflat"
     assert ann.choose_kind(10, "ivfpq") == "ivfpq"
 
 
