@@ -21,7 +21,7 @@ from qa.passages import split_sentences
 from qa.reader import Reader, Span
 from qa.types import Answer, Hit, Source
 
-FEATURES = ("margin", "log_prob", "dense", "log_rank", "sentence_dense")
+FEATURES = ("margin", "log_prob", "dense", "log_rank", "sentence_dense", "log_support")
 
 _NUMBER_WORDS = {
     w: i for i, w in enumerate(
@@ -169,13 +169,14 @@ def answer_from_hits(
         suggestions = [_answer(g) for g in ranked[:k] if g.confidence >= config.suggestion_min_confidence]
         return AnswerSet([], True, False, suggestions)
 
-    # A disagreeing answer counts when its own passage supports it: the reader prefers the span to "no
-    # answer" there (margin > 0) and its confidence is not negligible. The best answer itself must pass
-    # the abstention threshold (checked above).
+    # A disagreeing answer counts when its own passage states it: the reader prefers the span to "no answer"
+    # there (margin > 0), and it is shown at all (suggestion_min_confidence). Its confidence is low by
+    # construction (it is not the best answer), so the abstention threshold would hide every conflict. The
+    # best answer itself must pass the abstention threshold (checked above).
     best = ranked[0]
     rivals = [
         g for g in ranked[1:]
-        if g.features["margin"] > 0 and g.confidence >= config.conflict_min_confidence and _disagree(best, g)
+        if g.features["margin"] > 0 and g.confidence >= config.suggestion_min_confidence and _disagree(best, g)
     ]
     shown = [best] + [g for g in ranked[1:k] if g.confidence >= config.suggestion_min_confidence]
     chosen = shown + [g for g in rivals if g not in shown]

@@ -109,6 +109,28 @@ def _open(driver, url: str) -> None:
     )
 
 
+def test_the_card_question_highlights_saudi_arabia_in_its_source(driver, url):
+    """Today's reader is not confident on this paraphrase ("backed" vs "major supporter of"): the page
+    abstains and offers Saudi Arabia, Qatar and Turkey first among its marked low-confidence candidates.
+    Either way the user must see the span highlighted in 004's passage."""
+    from selenium.webdriver.common.by import By
+
+    _open(driver, url)
+    _ask(driver, "Who backed the rebels?")
+    area = _answers(driver)
+    for summary in area.find_elements(By.CSS_SELECTOR, "details.qa-suggestions > summary"):
+        driver.execute_script("arguments[0].click()", summary)  # open the low-confidence candidates
+    # Laptop-width screenshot of the answer (docs/screenshot.png is committed for the README).
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    driver.save_screenshot(str(SCREENSHOT))
+    cards = area.find_elements(By.CSS_SELECTOR, ".qa-card")
+    assert cards, f"neither an answer nor a candidate; answer area: {area.text[:500]!r}"
+    files = {c.text for c in cards[0].find_elements(By.CSS_SELECTOR, "code.qa-file")}
+    assert "004_84efbc475e867d2d.txt" in files, cards[0].text[:300]
+    marks = [m.text for m in cards[0].find_elements(By.CSS_SELECTOR, "blockquote mark, .qa-passage mark, mark")]
+    assert any("Saudi Arabia" in m for m in marks), f"Saudi Arabia is not highlighted: {marks!r}"
+
+
 def test_enter_submits_and_the_answer_card_names_its_source_file(driver, url):
     from selenium.webdriver.common.by import By
 
@@ -118,10 +140,6 @@ def test_enter_submits_and_the_answer_card_names_its_source_file(driver, url):
     seeds = {p.name for p in (REPO / "seeds").iterdir()}
     files = {c.text for c in area.find_elements(By.CSS_SELECTOR, "code.qa-file")}
     assert files & seeds, f"no source file name shown; answer area: {area.text[:500]!r}"
-
-    # Laptop-width screenshot of the answer (docs/screenshot.png is committed for the README).
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    driver.save_screenshot(str(SCREENSHOT))
 
     cards = area.find_elements(By.CSS_SELECTOR, ".qa-card")
     assert cards, f"no answer card; answer area: {area.text[:500]!r}"
