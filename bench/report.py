@@ -17,6 +17,7 @@ OUT = RESULTS.parent / "RESULTS.md"
 DETAILS = (  # (results name, section title)
     ("retrieval", "Retrieval: qa vs BM25, dense and Haystack"),
     ("answers", "Answers: hybrid + reader and its ablations"),
+    ("index_footprint", "Index build cost, size and memory"),
     ("scale", "Scale: index types from 10k to 1M passages"),
     ("embed_speed", "Embedding speed: fp32 vs int8"),
     ("ray_build", "Distributed builds on Ray"),
@@ -91,7 +92,8 @@ def main() -> int:
     for data, label in ((retrieval, "retrieval.py"), (answers, "answers.py")):
         if data:
             lines += [f"**{label}** ({data['command']})", "", machine_md(data["machine"]), ""]
-    lines += ["## Headline", "", headline(retrieval, answers), ""]
+    lines += ["## Headline", "", "What these numbers mean, where we lose and why: [README.md#findings](README.md).", "",
+              headline(retrieval, answers), ""]
     for name, title in DETAILS:
         if (RESULTS / f"{name}.md").exists():
             lines += [f"## {title}", "", f"Files: `results/{name}.json`, `results/{name}.md`.", "", _body(name), ""]

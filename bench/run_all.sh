@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 python bench/retrieval.py --squad-limit 1000 --haystack-reuse-vectors squad,scifact "$@"
 python bench/answers.py --squad-limit 300
+python bench/index_footprint.py
 python bench/report.py
