@@ -18,6 +18,7 @@ DETAILS = (  # (results name, section title)
     ("retrieval", "Retrieval: qa vs BM25, dense and Haystack"),
     ("answers", "Answers: hybrid + reader and its ablations"),
     ("index_footprint", "Index build cost, size and memory"),
+    ("ask_threads", "Ask latency by reader threading"),
     ("scale", "Scale: index types from 10k to 1M passages"),
     ("embed_speed", "Embedding speed: fp32 vs int8"),
     ("ray_build", "Distributed builds on Ray"),

@@ -8,4 +8,5 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 python bench/retrieval.py --squad-limit 1000 --haystack-reuse-vectors squad,scifact "$@"
 python bench/answers.py --squad-limit 300
 python bench/index_footprint.py
+python bench/ask_threads.py
 python bench/report.py

@@ -64,7 +64,7 @@ class OnnxReader:
     """The shipped reader. Construct with `load_reader()`, which caches one instance per directory."""
 
     def __init__(self, model_dir: Path = READER_DIR, threads: int | None = None, stride: int = 64,
-                 max_answer_tokens: int = 12) -> None:
+                 max_answer_tokens: int = 12, spin: bool = False) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -92,6 +92,9 @@ class OnnxReader:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         opts.inter_op_num_threads = 1
+        # Idle worker threads sleep instead of spinning: when another request or a rebuild holds the other
+        # core, spinning threads steal its time slices (bench/results/ask_threads.md).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         self.session = ort.InferenceSession(
             str(model_dir / "reader.onnx"), opts, providers=["CPUExecutionProvider"]
         )
@@ -170,10 +173,11 @@ class OnnxReader:
 
 
 @lru_cache(maxsize=4)
-def load_reader(model_dir: Path = READER_DIR, threads: int = 1) -> OnnxReader:
+def load_reader(model_dir: Path = READER_DIR, threads: int | None = None, spin: bool = False) -> OnnxReader:
     """Load the shipped reader once per process (checksums verified).
 
-    One thread by default: the app answers several questions at once, and on 2 busy cores one thread read
-    6 passages in 153 ms against 285 ms with two.
+    Two threads that sleep when idle by default: on 2 cores a full ask on the seeds took p50 268 ms with the
+    other core idle and 293 ms with it busy, against 318 / 310 ms for one thread, and 258 / 358 ms for two
+    spinning threads (bench/results/ask_threads.md).
     """
-    return OnnxReader(model_dir, threads=threads)
+    return OnnxReader(model_dir, threads=threads or min(2, os.cpu_count() or 1), spin=spin)
