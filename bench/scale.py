@@ -340,11 +340,12 @@ def render(data: dict[str, Any]) -> str:
          "the load column is the 1-minute load average when a row was measured)."),
         "",
         (f"Real corpus: {c['documents']:,} documents ({c['by_source']}) split by qa into {c['passages']:,} "
-         f"passages. Embedded for real so far: {e['passages_embedded']:,} of them at {e['passages_per_s']} "
-         "passages/s wall (the CPU was shared with other engineers' benchmarks and tests, load average about 10 "
-         "on 2 cores, so this is not the machine's throughput: see embed_speed.md). "
-         f"**Real vectors used: {rv['n']:,}** ({rv['sources']}); the whole corpus could not be embedded in this "
-         "session, so the real sizes here are this subset. "
+         f"passages, {e['passages_embedded']:,} of them embedded for real (bench/scale_corpus.py, over several "
+         f"sessions and mostly on a shared CPU, {e['passages_per_s']} passages/s wall on average: not the "
+         "machine's throughput, see embed_speed.md and index_footprint.md). "
+         f"**Real vectors used: {rv['n']:,}** ({rv['sources']})"
+         + ("; the whole corpus was not embedded, so the real sizes here are this subset. "
+            if rv["n"] < c["passages"] else ". ") +
          f"**100k and 1M are synthetic**: the real vectors plus noisy copies (noise sigma "
          f"{data['synthetic']['sigma']:.4f}/dim, cosine to source {data['synthetic']['cosine_to_source']:.3f} = "
          "median real nearest-neighbour cosine)."),
