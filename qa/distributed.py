@@ -176,8 +176,8 @@ class RayEngine:
 
     ``address``: the cluster (``"auto"``, ``"HOST:6379"`` or ``"ray://HOST:10001"``); None starts a local Ray
     (unless one is already running in this process). ``workers``: actors, default one per ``threads`` CPUs
-    of the cluster. ``shard_dir``: default ``<index>/ray-shards`` on the driver. ``keep_shards``: leave the
-    shards after a successful build (the benchmark uses it to time the merge alone).
+    of the cluster (at most that many). ``shard_dir``: default ``<index>/ray-shards`` on the driver.
+    ``keep_shards``: leave the shards after a successful build (to inspect them).
     """
 
     address: str | None = None
@@ -219,7 +219,11 @@ class RayEngine:
         shards = plan_shards(documents, config, self.shard_chars)
         done = {s.key: found for s in shards if (found := read_shard(shard_dir / f"{s.key}.npz")) is not None}
         todo = [s for s in shards if s.key not in done]
-        workers = min(len(todo), self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // self.threads))
+        slots = max(1, int(ray.cluster_resources().get("CPU", 1)) // self.threads)
+        if self.workers and self.workers > slots:  # more would wait forever for CPUs the cluster does not have
+            logger.warning("The Ray cluster has room for %d workers of %d CPUs, not %d: using %d",
+                           slots, self.threads, self.workers, slots)
+        workers = min(len(todo), self.workers or slots, slots)
         self.stats = {"shards": len(shards), "reused": len(done), "workers": workers}
         logger.info("Ray build: %d shards, %d done before, %d to embed on %d workers",
                     len(shards), len(done), len(todo), workers)
