@@ -155,6 +155,8 @@ def main() -> int:
     p.add_argument("--rows-cache", type=Path, default=None, help="reuse/save the collected candidate rows here")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"settings to ask in: {', '.join(VARIANTS)}")
     p.add_argument("--reader", type=Path, default=None, help="reader model directory (default: the shipped one)")
+    p.add_argument("--features", default=",".join(FEATURES),
+                   help="features to fit (default: qa.answer.FEATURES; others: from the rows cache, to compare)")
     args = p.parse_args()
 
     build_index(args.paragraphs, args.index, DEFAULT_CONFIG)
@@ -164,13 +166,14 @@ def main() -> int:
     random.Random(args.seed).shuffle(qs)
     qs = qs[: args.questions]
     if args.rows_cache and args.rows_cache.exists():
-        rows = json.loads(args.rows_cache.read_text())
-        for r in rows:  # the cache keeps every feature; fit the ones qa.answer.FEATURES names now
-            r["x"] = [r["features"][n] for n in FEATURES]
+        rows = json.loads(args.rows_cache.read_text())  # every feature of every candidate: fit any subset
     else:
         rows = [row for variant in args.variants.split(",") for row in collect(retriever, qs, variant)]
         if args.rows_cache:
             args.rows_cache.write_text(json.dumps(rows))
+    features = args.features.split(",")
+    for r in rows:
+        r["x"] = [r["features"][n] for n in features]
     fit_q = {i for i in range(len(qs)) if i % 2 == 0}
     train = [r for r in rows if r["q"] in fit_q]
     held = [r for r in rows if r["q"] not in fit_q]
@@ -183,7 +186,7 @@ def main() -> int:
     report = {
         "questions": len(qs),
         "candidates": len(rows),
-        "features": list(FEATURES),
+        "features": features,
         "weights_half": [round(float(v), 4) for v in w],
         "calibration_bias": round(float(w_all[0]), 4),
         "calibration_weights": [round(float(v), 4) for v in w_all[1:]],
