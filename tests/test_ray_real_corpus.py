@@ -1,0 +1,116 @@
+"""A Ray build of the real ~32k-passage corpus matches a local build (issue 10's acceptance check).
+
+The corpus is the scale corpus of bench/scale_corpus.py, written here from ../shared: the unique contexts of
+SQuAD v1.1 train, the 2,067 SQuAD dev paragraphs, the 5,183 SciFact abstracts and the seed articles. Both
+builds embed every passage (about 25 minutes each on 2 cores), so the test is opt-in:
+
+    QA_LARGE_TESTS=1 python -m pytest tests/test_ray_real_corpus.py -s
+
+It starts its own local Ray cluster (2 CPUs, 2 workers). bench/results/ray_real_corpus.txt holds its last run.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa import store
+from qa.build import build_index
+from qa.config import DEFAULT_CONFIG
+from qa.distributed import RayEngine, import_ray
+from qa.ingest import load_folder
+from qa.reader import load_reader
+from qa.retrieve import Retriever
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+DEV = SHARED / "eval" / "seeds_qa_dev.jsonl"
+
+pytestmark = [
+    pytest.mark.large,
+    pytest.mark.skipif(os.environ.get("QA_LARGE_TESTS") != "1", reason="opt-in: set QA_LARGE_TESTS=1 (~50 min)"),
+]
+
+
+def _write_real_corpus(out: Path) -> int:
+    """The scale corpus as one JSONL file (ids prefixed by source, as in bench/scale_corpus.py)."""
+    records: list[dict[str, str]] = []
+    seen: set[str] = set()
+    with gzip.open(SHARED / "train" / "squad_v1.1" / "train-v1.1.reconstructed.jsonl.gz", "rt",
+                   encoding="utf-8") as src:
+        for line in src:
+            r = json.loads(line)
+            if r["context"] not in seen:
+                seen.add(r["context"])
+                records.append({"id": f"squad-train:{len(seen) - 1:05d}", "title": r["title"].replace("_", " "),
+                                "text": r["context"]})
+    for line in (SHARED / "eval" / "squad" / "paragraphs.jsonl").open(encoding="utf-8"):
+        r = json.loads(line)
+        records.append({"id": f"squad-dev:{r['pid']}", "title": r["title"].replace("_", " "), "text": r["context"]})
+    for line in (SHARED / "eval" / "scifact" / "corpus.jsonl").open(encoding="utf-8"):
+        r = json.loads(line)
+        records.append({"id": f"scifact:{r['_id']}", "title": r.get("title") or "", "text": r["text"]})
+    for doc in load_folder(REPO / "seeds", DEFAULT_CONFIG).documents:
+        records.append({"id": f"seeds/{doc.doc_id}", "title": doc.title, "text": doc.text})
+    with out.open("w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    return len(records)
+
+
+def _answers(retriever: Retriever, questions: list[str]) -> list[tuple]:
+    out = []
+    for question in questions:
+        res = retriever.ask(question, k=3)
+        out.append((res.abstained, [(a.text, round(a.confidence, 2), a.sources[0].passage_id) for a in res.answers]))
+    return out
+
+
+def test_ray_build_of_the_real_corpus_matches_a_local_build(tmp_path: Path):
+    corpus = tmp_path / "real-corpus.jsonl"
+    n_docs = _write_real_corpus(corpus)
+    timings = {}
+    t0 = time.perf_counter()
+    local_report = build_index(corpus, tmp_path / "local", DEFAULT_CONFIG, progress=False)
+    timings["local_s"] = time.perf_counter() - t0
+
+    ray = import_ray()
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    try:
+        engine = RayEngine(workers=2)
+        t0 = time.perf_counter()
+        ray_report = build_index(corpus, tmp_path / "ray", DEFAULT_CONFIG, progress=False, engine=engine)
+        timings["ray_s"] = time.perf_counter() - t0
+    finally:
+        ray.shutdown()
+
+    assert ray_report.n_passages == local_report.n_passages > 30_000
+    assert store.verify_index(tmp_path / "ray", DEFAULT_CONFIG) == []
+    local = store.load_index(tmp_path / "local", DEFAULT_CONFIG)
+    remote = store.load_index(tmp_path / "ray", DEFAULT_CONFIG)
+    assert [p.passage_id for p in remote.passages] == [p.passage_id for p in local.passages]
+    assert remote.passages == local.passages and remote.documents == local.documents
+    cosines = np.sum(np.asarray(remote.vectors) * np.asarray(local.vectors), axis=1)
+    for key in ("format_version", "model_name", "dimension", "settings", "files", "counts", "index_type"):
+        assert remote.manifest[key] == local.manifest[key], key
+
+    questions = [json.loads(line)["question"] for line in DEV.read_text(encoding="utf-8").splitlines() if line]
+    reader = load_reader()
+    local_answers = _answers(Retriever(local, DEFAULT_CONFIG, reader=reader), questions)
+    ray_answers = _answers(Retriever(remote, DEFAULT_CONFIG, reader=reader), questions)
+    print(json.dumps({
+        "documents": n_docs, "passages": local_report.n_passages, "index_type": local.manifest["index_type"],
+        "ray_workers": engine.stats["workers"], "ray_shards": engine.stats["shards"],
+        "local_build_s": round(timings["local_s"], 1), "ray_build_s": round(timings["ray_s"], 1),
+        "same_passage_ids_in_order": True, "min_cosine": float(cosines.min()),
+        "seeds_dev_questions": len(questions),
+        "same_answers": sum(a == b for a, b in zip(local_answers, ray_answers)),
+    }, indent=1))
+    assert cosines.min() >= 0.9999
+    assert ray_answers == local_answers
