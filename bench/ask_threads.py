@@ -17,7 +17,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, SHARED_EVAL, finish_machine_info, log, machine_info, machine_md, offline_env, write_results  # noqa: E402
+from common import (
+    REPO,
+    RESULTS,
+    SHARED_EVAL,
+    finish_machine_info,
+    log,
+    machine_info,
+    machine_md,
+    offline_env,
+    write_results,
+)
 
 PROBE = """
 import json, statistics, sys

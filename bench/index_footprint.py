@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, RESULTS, finish_machine_info, log, machine_info, machine_md, offline_env, write_results  # noqa: E402
+from common import (
+    CACHE,
+    RESULTS,
+    finish_machine_info,
+    log,
+    machine_info,
+    machine_md,
+    offline_env,
+    write_results,
+)
 
 PROBE = """
 import json, resource, sys, time

@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from common import (
+    REPO,
     RESULTS,
     SHARED_EVAL,
     finish_machine_info,
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     proj_table = _table(projected, ["passages", "machines", "hours", "passages_per_s"])
     md = "\n\n".join([
         "# Index builds: local vs Ray (1 and 2 workers)",
-        (f"Reproduce: `python bench/ray_build.py --corpus {args.corpus}{f' --limit {args.limit}' if args.limit else ''}`"
+        (f"Reproduce: `python bench/ray_build.py --corpus {os.path.relpath(args.corpus, REPO)}{f' --limit {args.limit}' if args.limit else ''}`"
         " (see its docstring). Every run builds from scratch; Ray runs on a local cluster of 2 CPUs started"
         " before the timings; `workers_start_s` is the actors' model load, `driver_s` the driver's share"
         " (ingest, merge, BM25, FAISS, save)."),

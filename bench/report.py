@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine_md  # noqa: E402
+from common import RESULTS, machine_md
 
 OUT = RESULTS.parent / "RESULTS.md"
 DETAILS = (  # (results name, section title)
@@ -52,7 +52,7 @@ def _body(name: str) -> str:
     for line in text[1:] if text and text[0].startswith("# ") else text:
         out.append("#" + line if line.startswith("#") else line)
     body = "\n".join(out).strip()
-    return body.replace("](", f"](results/").replace("](results/http", "](http")
+    return body.replace("](", "](results/").replace("](results/http", "](http")
 
 
 def headline(retrieval: dict | None, answers: dict | None) -> str:

@@ -32,7 +32,6 @@ from qa.metrics import best_f1, normalize_answer
 from qa.reader import load_reader
 from qa.retrieve import Retriever, diverse
 
-
 VARIANTS = ("open", "other_articles", "same_article")
 
 
