@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from qa.config import Config
 from qa.embed import Encoder
@@ -29,6 +29,22 @@ _NUMBER_WORDS = {
     )
 }
 _NUMBER = re.compile(r"\d[\d,.]*")
+_SPACED_DASH = re.compile(r"\s[-\u2013\u2014]\s")
+
+
+def trim_appositive(span: Span) -> Span:
+    """Cut a span at a spaced dash: "Saudi Arabia, Qatar and Turkey - Sunni powers" answers with the first part.
+
+    News text uses spaced dashes for asides; SQuAD's gold answers almost never hold one (3 of 5,397). A range
+    between numbers ("1990 - 2000") is kept whole.
+    """
+    m = _SPACED_DASH.search(span.text)
+    if m is None:
+        return span
+    head, tail = span.text[: m.start()].rstrip(), span.text[m.end():]
+    if not head or (head[-1:].isdigit() and tail[:1].isdigit()):
+        return span
+    return replace(span, end=span.start + len(head), text=head)
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,7 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
     for rank, (hit, reading) in enumerate(zip(hits, readings), start=1):
         sentences = split_sentences(hit.passage.text)
         for span in reading.spans:
+            span = trim_appositive(span)
             sentence = next(((a, b) for a, b in sentences if a <= span.start < b), (span.start, span.end))
             found.append((rank, hit, span, reading.null_score, sentence))
     if not found:

@@ -178,6 +178,7 @@ def load_reader(model_dir: Path = READER_DIR, threads: int | None = None, spin: 
 
     Two threads that sleep when idle by default: on 2 cores a full ask on the seeds took p50 268 ms with the
     other core idle and 293 ms with it busy, against 318 / 310 ms for one thread, and 258 / 358 ms for two
-    spinning threads (bench/results/ask_threads.md).
+    spinning threads (2026-11-24; a slower host on 2026-11-30 kept the ranking: 345 / 439, 447 / 446,
+    344 / 528 ms; bench/results/ask_threads.md).
     """
     return OnnxReader(model_dir, threads=threads or min(2, os.cpu_count() or 1), spin=spin)

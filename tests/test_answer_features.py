@@ -16,3 +16,15 @@ def test_numbers_are_read_from_digits_and_words():
     assert numeric_values("94,000 people") == {94000.0}
     assert numeric_values("three weeks") == {3.0}
     assert numeric_values("the rebels") == set()
+
+
+def test_a_span_is_cut_at_a_spaced_dash_but_a_number_range_is_kept():
+    from qa.answer import trim_appositive
+    from qa.reader import Span
+
+    text = "Saudi Arabia, Qatar and Turkey - Sunni powers"
+    trimmed = trim_appositive(Span(10, 10 + len(text), text, 5.0, 0.5))
+    assert (trimmed.text, trimmed.start, trimmed.end) == ("Saudi Arabia, Qatar and Turkey", 10, 40)
+    assert trim_appositive(Span(0, 11, "1990 – 2000", 1.0, 0.1)).text == "1990 – 2000"
+    assert trim_appositive(Span(0, 15, "Jabhat al-Nusra", 1.0, 0.1)).text == "Jabhat al-Nusra"
+    assert trim_appositive(Span(0, 9, "- Qusayr", 1.0, 0.1)).text == "- Qusayr"
