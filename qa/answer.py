@@ -30,19 +30,20 @@ _NUMBER_WORDS = {
 }
 _NUMBER = re.compile(r"\d[\d,.]*")
 _SPACED_DASH = re.compile(r"\s[-\u2013\u2014]\s")
+_RANGE_END, _RANGE_START = re.compile(r"\d\S{0,3}$"), re.compile(r"[£$€]?\d")  # "£25,000 - £28,000", "5bn - 6bn"
 
 
 def trim_appositive(span: Span) -> Span:
     """Cut a span at a spaced dash: "Saudi Arabia, Qatar and Turkey - Sunni powers" answers with the first part.
 
     News text uses spaced dashes for asides; SQuAD's gold answers almost never hold one (3 of 5,397). A range
-    between numbers ("1990 - 2000") is kept whole.
+    between numbers ("1990 - 2000", "£25,000 - £28,000") is kept whole.
     """
     m = _SPACED_DASH.search(span.text)
     if m is None:
         return span
     head, tail = span.text[: m.start()].rstrip(), span.text[m.end():]
-    if not head or (head[-1:].isdigit() and tail[:1].isdigit()):
+    if not head or (_RANGE_END.search(head) and _RANGE_START.match(tail)):
         return span
     return replace(span, end=span.start + len(head), text=head)
 

@@ -26,5 +26,7 @@ def test_a_span_is_cut_at_a_spaced_dash_but_a_number_range_is_kept():
     trimmed = trim_appositive(Span(10, 10 + len(text), text, 5.0, 0.5))
     assert (trimmed.text, trimmed.start, trimmed.end) == ("Saudi Arabia, Qatar and Turkey", 10, 40)
     assert trim_appositive(Span(0, 11, "1990 – 2000", 1.0, 0.1)).text == "1990 – 2000"
+    assert trim_appositive(Span(0, 17, "£25,000 - £28,000", 1.0, 0.1)).text == "£25,000 - £28,000"
+    assert trim_appositive(Span(0, 19, "80,000 - a UN count", 1.0, 0.1)).text == "80,000"
     assert trim_appositive(Span(0, 15, "Jabhat al-Nusra", 1.0, 0.1)).text == "Jabhat al-Nusra"
     assert trim_appositive(Span(0, 9, "- Qusayr", 1.0, 0.1)).text == "- Qusayr"
