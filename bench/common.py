@@ -37,14 +37,26 @@ def log(msg: str) -> None:
     print(f"[{datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
 
 
+SIMD_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")  # what the int8 reader's speed hangs on
+
+
 def _cpu_model() -> str:
+    """Model name plus family/model, clock and SIMD flags: hosts named alike ("AMD EPYC") can differ in speed."""
     try:
+        fields: dict[str, str] = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            if not line.strip():
+                break  # the first processor is enough
+            fields[key.strip()] = value.strip()
     except OSError:
-        pass
-    return platform.processor() or "unknown"
+        return platform.processor() or "unknown"
+    if "model name" not in fields:
+        return platform.processor() or "unknown"
+    flags = [f for f in SIMD_FLAGS if f in fields.get("flags", "").split()]
+    mhz = fields.get("cpu MHz", "?").split(".")[0]
+    return (f"{fields['model name']} (family {fields.get('cpu family', '?')} model {fields.get('model', '?')}, "
+            f"{mhz} MHz; {' '.join(flags) or 'no avx2'})")
 
 
 def _versions() -> dict[str, str | None]:
