@@ -42,15 +42,15 @@ SIMD_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")  # what 
 
 def _cpu_model() -> str:
     """Model name plus family/model, clock and SIMD flags: hosts named alike ("AMD EPYC") can differ in speed."""
+    fields: dict[str, str] = {}
     try:
-        fields: dict[str, str] = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
             if not line.strip():
                 break  # the first processor is enough
+            key, _, value = line.partition(":")
             fields[key.strip()] = value.strip()
     except OSError:
-        return platform.processor() or "unknown"
+        pass
     if "model name" not in fields:
         return platform.processor() or "unknown"
     flags = [f for f in SIMD_FLAGS if f in fields.get("flags", "").split()]

@@ -26,6 +26,21 @@ def encoder():
     return get_encoder()
 
 
+@pytest.fixture(scope="session")
+def answers_of():
+    """What ask() returns for each question, in a comparable form (abstained; text, confidence, passage)."""
+
+    def answers_of(retriever, questions: list[str]) -> list[tuple]:
+        out = []
+        for question in questions:
+            res = retriever.ask(question, k=3)
+            out.append((res.abstained,
+                        [(a.text, round(a.confidence, 2), a.sources[0].passage_id) for a in res.answers]))
+        return out
+
+    return answers_of
+
+
 @pytest.fixture
 def seeds_copy(tmp_path: Path) -> Path:
     """A private copy of seeds/ that a test may edit."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from qa.answer import answer_key, numeric_values
+from qa.answer import answer_key, numeric_values, trim_appositive
+from qa.reader import Span
 
 
 def test_answer_keys_group_spelling_variants_and_number_forms():
@@ -19,9 +20,6 @@ def test_numbers_are_read_from_digits_and_words():
 
 
 def test_a_span_is_cut_at_a_spaced_dash_but_a_number_range_is_kept():
-    from qa.answer import trim_appositive
-    from qa.reader import Span
-
     text = "Saudi Arabia, Qatar and Turkey - Sunni powers"
     trimmed = trim_appositive(Span(10, 10 + len(text), text, 5.0, 0.5))
     assert (trimmed.text, trimmed.start, trimmed.end) == ("Saudi Arabia, Qatar and Turkey", 10, 40)

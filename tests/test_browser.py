@@ -305,7 +305,6 @@ def test_an_uploaded_article_is_answered_from_at_once(driver, url, tmp_path):
 
 
 def test_a_binary_upload_is_refused_with_a_message_and_changes_nothing(driver, url, tmp_path):
-
     binary = tmp_path / "photo.txt"  # the right extension, but not text
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
     _open(driver, url)

@@ -31,17 +31,9 @@ def ray_cluster():
     ray.shutdown()
 
 
-def _answers(retriever: Retriever, questions: list[str]) -> list[tuple]:
-    out = []
-    for question in questions:
-        res = retriever.ask(question, k=3)
-        out.append((res.abstained, [(a.text, round(a.confidence, 2), a.sources[0].passage_id) for a in res.answers]))
-    return out
-
-
 @pytest.mark.slow
 def test_ray_build_resumes_from_its_shards_and_matches_a_local_build(
-    ray_cluster, seeds_copy: Path, tmp_path: Path, encoder, monkeypatch
+    ray_cluster, seeds_copy: Path, tmp_path: Path, encoder, monkeypatch, answers_of
 ):
     local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
     build_index(seeds_copy, local_dir, DEFAULT_CONFIG, progress=False, encoder=encoder)
@@ -81,7 +73,7 @@ def test_ray_build_resumes_from_its_shards_and_matches_a_local_build(
         assert ray.manifest[key] == local.manifest[key], key
     questions = [json.loads(line)["question"] for line in DEV.read_text(encoding="utf-8").splitlines() if line]
     reader = load_reader()
-    assert _answers(Retriever(ray, DEFAULT_CONFIG, encoder=encoder, reader=reader), questions) == _answers(
+    assert answers_of(Retriever(ray, DEFAULT_CONFIG, encoder=encoder, reader=reader), questions) == answers_of(
         Retriever(local, DEFAULT_CONFIG, encoder=encoder, reader=reader), questions
     )
 

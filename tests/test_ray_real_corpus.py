@@ -64,21 +64,12 @@ def _write_real_corpus(out: Path) -> int:
     return len(records)
 
 
-def _answers(retriever: Retriever, questions: list[str]) -> list[tuple]:
-    out = []
-    for question in questions:
-        res = retriever.ask(question, k=3)
-        out.append((res.abstained, [(a.text, round(a.confidence, 2), a.sources[0].passage_id) for a in res.answers]))
-    return out
-
-
-def test_ray_build_of_the_real_corpus_matches_a_local_build(tmp_path: Path):
+def test_ray_build_of_the_real_corpus_matches_a_local_build(tmp_path: Path, answers_of):
     corpus = tmp_path / "real-corpus.jsonl"
     n_docs = _write_real_corpus(corpus)
-    timings = {}
     t0 = time.perf_counter()
     local_report = build_index(corpus, tmp_path / "local", DEFAULT_CONFIG, progress=False)
-    timings["local_s"] = time.perf_counter() - t0
+    local_seconds = time.perf_counter() - t0
 
     ray = import_ray()
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
@@ -86,7 +77,7 @@ def test_ray_build_of_the_real_corpus_matches_a_local_build(tmp_path: Path):
         engine = RayEngine(workers=2)
         t0 = time.perf_counter()
         ray_report = build_index(corpus, tmp_path / "ray", DEFAULT_CONFIG, progress=False, engine=engine)
-        timings["ray_s"] = time.perf_counter() - t0
+        ray_seconds = time.perf_counter() - t0
     finally:
         ray.shutdown()
 
@@ -102,12 +93,12 @@ def test_ray_build_of_the_real_corpus_matches_a_local_build(tmp_path: Path):
 
     questions = [json.loads(line)["question"] for line in DEV.read_text(encoding="utf-8").splitlines() if line]
     reader = load_reader()
-    local_answers = _answers(Retriever(local, DEFAULT_CONFIG, reader=reader), questions)
-    ray_answers = _answers(Retriever(remote, DEFAULT_CONFIG, reader=reader), questions)
+    local_answers = answers_of(Retriever(local, DEFAULT_CONFIG, reader=reader), questions)
+    ray_answers = answers_of(Retriever(remote, DEFAULT_CONFIG, reader=reader), questions)
     print(json.dumps({
         "documents": n_docs, "passages": local_report.n_passages, "index_type": local.manifest["index_type"],
         "ray_workers": engine.stats["workers"], "ray_shards": engine.stats["shards"],
-        "local_build_s": round(timings["local_s"], 1), "ray_build_s": round(timings["ray_s"], 1),
+        "local_build_s": round(local_seconds, 1), "ray_build_s": round(ray_seconds, 1),
         "same_passage_ids_in_order": True, "min_cosine": float(cosines.min()),
         "seeds_dev_questions": len(questions),
         "same_answers": sum(a == b for a, b in zip(local_answers, ray_answers)),

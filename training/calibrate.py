@@ -57,7 +57,7 @@ def collect(retriever: Retriever, questions: list[dict], variant: str) -> list[d
         for cand in candidates(q["question"], hits, retriever.reader, retriever.encoder, cfg):
             label = float(best_f1(cand.span.text, q["answers"]) >= 0.5) if variant == "open" else 0.0
             rows.append({"q": qi, "variant": variant, "unanswerable": variant != "open",
-                         "x": [cand.features[n] for n in FEATURES], "features": cand.features, "y": label,
+                         "features": cand.features, "y": label,
                          "text": cand.span.text})
     return rows
 
