@@ -10,6 +10,15 @@ something. Rows whose answer offset is heuristic (answer_occurrences > 1) are dr
 Warm start: `--init qa/models/reader/reader.safetensors --offset N` continues from the shipped reader on
 questions N.. of the same seeded permutation, so later sessions add data instead of repeating it.
 
+Segments (reader v3): a session lasts 3 hours, so long training runs as segments of at most ~2 hours, each
+warm-starting (`--init`) from the previous segment's fp16 weights committed under training/segments/. Within a
+segment, `resume.pt` in --out (weights, optimizer and scheduler state, step; never committed) is rewritten
+atomically every --resume-every steps: rerunning the same command after a kill continues from it (the batch
+plan is a pure function of the arguments and the seed, so the remaining steps are the same ones).
+
+Held out: the last --holdout questions of the permutation (default 2,000) are never trained on; design choices
+are measured there (training/eval_reader.py --holdout), not on SQuAD dev.
+
 Outputs (in --out): checkpoints `step-XXXXX.safetensors` (fp16, trainable weights only) at 25/50/75/100%
 of training, and `train_log.json` (hyper-parameters, losses, timings).
 """
@@ -219,11 +228,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (smoke tests)")
+    p.add_argument("--holdout", type=int, default=2000,
+                   help="the last N questions of the permutation are never trained on (design choices)")
+    p.add_argument("--epoch-seed", type=int, default=0,
+                   help="added to the seed for window positions and batch order (a second epoch over the same "
+                        "questions sees other windows)")
+    p.add_argument("--resume-every", type=int, default=50, help="rewrite out/resume.pt every N steps (0: never)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
-    rng = random.Random(args.seed)
-    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed + args.epoch_seed)
+    torch.manual_seed(args.seed + args.epoch_seed)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -235,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
             ctxs.append(r["context"])
     exact = [r for r in rows if r.get("answer_occurrences", 1) == 1]
     random.Random(args.seed).shuffle(exact)  # the permutation is fixed by the seed alone
+    trainable = len(exact) - args.holdout
+    if args.offset + args.questions > trainable:
+        raise SystemExit(f"--offset + --questions = {args.offset + args.questions} reaches into the held-out "
+                         f"last {args.holdout} questions (of {len(exact)}); use at most {trainable}")
     chosen = exact[args.offset : args.offset + args.questions]
     tok = load_tokenizer()
     windows = build_windows(chosen, by_title, tok, args, rng)
@@ -259,7 +278,23 @@ def main(argv: list[str] | None = None) -> int:
     loss_fn = nn.CrossEntropyLoss()
     checkpoints = {math.ceil(total * f) for f in (0.25, 0.5, 0.75, 1.0)}
     history, t0, tokens = [], time.time(), 0
+    resume_path, first_step = args.out / "resume.pt", 1
+    fingerprint = {k: str(v) for k, v in vars(args).items() if k not in ("threads", "resume_every", "max_steps")}
+    if resume_path.exists():
+        saved = torch.load(resume_path, weights_only=False)
+        if saved["fingerprint"] != fingerprint:
+            raise SystemExit(f"{resume_path} belongs to another run (other arguments): delete it or use another --out")
+        model.load_state_dict(saved["model"], strict=False)
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["torch_rng"])
+        history, tokens, first_step = saved["history"], saved["tokens"], saved["step"] + 1
+        t0 -= saved["seconds"]
+        log.info("resumed from %s at step %d/%d", resume_path, first_step, total)
+    start_tokens, start_time = tokens, time.time()
     for step, batch in enumerate(plan[:total], start=1):
+        if step < first_step:
+            continue
         ids, mask, types, starts, ends = collate(batch)
         s_logits, e_logits = model(ids, mask, types)
         loss = (loss_fn(s_logits, starts) + loss_fn(e_logits, ends)) / 2
@@ -271,12 +306,19 @@ def main(argv: list[str] | None = None) -> int:
         tokens += int(mask.sum())
         history.append(round(loss.item(), 4))
         if step % 20 == 0 or step == total:
-            el = time.time() - t0
+            rate = (tokens - start_tokens) / max(1e-9, time.time() - start_time)
+            per_step = (time.time() - start_time) / (step - first_step + 1)
             log.info(
                 "step %d/%d loss %.3f (avg20 %.3f) %.0f tok/s eta %.1f min",
-                step, total, loss.item(), sum(history[-20:]) / len(history[-20:]), tokens / el,
-                el / step * (total - step) / 60,
+                step, total, loss.item(), sum(history[-20:]) / len(history[-20:]), rate,
+                per_step * (total - step) / 60,
             )
+        if args.resume_every and step % args.resume_every == 0 and step < total:
+            tmp = resume_path.with_suffix(".tmp")
+            torch.save({"fingerprint": fingerprint, "model": trainable_state(model), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(), "step": step,
+                        "history": history, "tokens": tokens, "seconds": time.time() - t0}, tmp)
+            tmp.replace(resume_path)
         if step in checkpoints:
             seen = round(len(chosen) * step / total)
             name = f"step-{step:05d}.safetensors"
@@ -297,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         "example_window": asdict(windows[0]) if windows else None,
     }
     (args.out / "train_log.json").write_text(json.dumps(meta))
+    resume_path.unlink(missing_ok=True)
     log.info("done in %.1f min", elapsed / 60)
     return 0
 
