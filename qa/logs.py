@@ -7,7 +7,7 @@ no global state, so a program that uses the Python API keeps its own logging set
 =========  ==================================  =====================================================
 verbosity  qa's own logs (``qa.*``)            other libraries
 =========  ==================================  =====================================================
-0          warnings and errors                 errors only; no Python warnings
+0          warnings and errors                 errors only; no Python warnings at all
 1 (-v)     INFO                                warnings (logs, and Python's default warnings)
 2 (-vv)    DEBUG                               INFO
 =========  ==================================  =====================================================
@@ -24,8 +24,6 @@ import sys
 import warnings
 
 FORMAT = "%(levelname)s %(name)s: %(message)s"
-# Modules whose Python warnings are ours (app.py runs as __main__, or as "qa_app" under `qa serve`).
-OUR_MODULES = r"(qa|qa_app|__main__)(\.|$)"
 # (ours, theirs) logging levels per verbosity; anything above 2 is 2.
 LEVELS = {
     0: (logging.WARNING, logging.ERROR),
@@ -71,10 +69,11 @@ def configure(verbosity: int = 0) -> None:
     logging.getLogger("qa").setLevel(ours)
     _transformers(theirs)
     _no_loading_bars()
-    # At -v and above Python's default warning filters stay; `python -W ...` or PYTHONWARNINGS always win.
+    # qa reports its own problems through logging, never warnings.warn: the Python warnings a user would see
+    # are the libraries' (deprecations, tracing notes), even those attributed to our lines by `stacklevel`.
+    # At -v and above Python's default filters stay; `python -W ...` or PYTHONWARNINGS always win.
     if verbosity == 0 and not sys.warnoptions:
         warnings.simplefilter("ignore")
-        warnings.filterwarnings("default", module=OUR_MODULES)  # inserted first, so checked first
 
 
 def _transformers(level: int) -> None:
