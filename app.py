@@ -44,6 +44,7 @@ from qa import (
     build_index,
     index_status,
 )
+from qa.logs import configure as configure_logs
 
 if TYPE_CHECKING:  # not in qa.__all__; only its summary() and fields are used
     from qa.build import BuildReport
@@ -75,7 +76,7 @@ font-size: 15px; line-height: 1.5;
 h1 { font-size: 1.6rem; margin: 0 0 .2rem; }
 h3 { font-size: 1.05rem; margin: 0 0 .5rem; }
 p { margin: .3rem 0; }
-code { font-size: .85em; overflow-wrap: anywhere; }
+code { font-family: var(--font-mono); font-size: .85em; overflow-wrap: anywhere; }
 mark { background: #fde68a; color: #111; padding: 0 .1em; border-radius: 2px; }
 .qa-hint, .qa-meta, .qa-muted { color: var(--body-text-color-subdued); }
 .qa-meta { font-size: .9rem; margin-bottom: .6rem; overflow-wrap: anywhere; }
@@ -120,6 +121,29 @@ td.qa-num { text-align: right; font-variant-numeric: tabular-nums; white-space: 
 """
 
 
+# The system's own sans-serif and monospace faces: nothing is fetched, and every letter of a word comes from
+# the same face. (Gradio's default theme serves a "Source Sans Pro" SemiBold file that maps only A, B and some
+# Cyrillic letters: bold text took its A and B from it and every other letter from a fallback face, so the A
+# of "Ask the articles" and "Assad" looked thinner than the rest of the word.)
+SANS = ("system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Noto Sans", "Liberation Sans",
+        "Arial", "sans-serif")
+MONO = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberation Mono", "DejaVu Sans Mono",
+        "monospace")
+
+
+def theme() -> gr.themes.Base:
+    return gr.themes.Default(font=list(SANS), font_mono=list(MONO))
+
+
+class QABlocks(gr.Blocks):
+    """The app's page. Gradio 6 takes the theme in ``launch()``, not in the constructor: launching with
+    the app's theme by default means every launcher (``main``, tests, scripts) serves the same fonts."""
+
+    def launch(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("theme", theme())
+        return super().launch(*args, **kwargs)
+
+
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
@@ -160,8 +184,19 @@ def prepare_index(seeds: Path, index: Path, config: Config = DEFAULT_CONFIG, pro
 # ------------------------------------------------------------------------------------------------ rendering
 
 
+CONFIDENCE_WORDS = ("high", "medium", "low")
+
+
 def confidence_words(confidence: float) -> str:
     return "high" if confidence >= 0.7 else "medium" if confidence >= 0.4 else "low"
+
+
+def conflict_summary(confidences: Sequence[float]) -> str:
+    """The conflict panel's sentence, in the answer cards' confidence words: answers the cards call "low"
+    must not be called well-supported here."""
+    found = {confidence_words(c) for c in confidences}
+    words = " and ".join(w for w in CONFIDENCE_WORDS if w in found)
+    return f"Answers from different articles do not match ({words} confidence). Check each source."
 
 
 def highlight(text: str, start: int, end: int) -> str:
@@ -242,9 +277,10 @@ def _conflict_html(res: Response, documents: Mapping[str, Document]) -> str:
             f'<div class="qa-side"><p class="qa-answer-text"><span class="qa-rank">{i + 1}.</span>'
             f"{_e(ans.text)}</p>{_confidence_html(ans.confidence)}{sources}</div>"
         )
+    summary = conflict_summary([res.answers[i].confidence for i in involved])
     return (
         '<section class="qa-conflict"><h3>Sources disagree</h3>'
-        "<p>Well-supported answers from different articles do not match. Check each source.</p>"
+        f'<p class="qa-conflict-summary">{_e(summary)}</p>'
         f'<div class="qa-sides">{"".join(sides)}</div></section>'
     )
 
@@ -524,15 +560,18 @@ def render_index_info(library: Library) -> str:
 # ------------------------------------------------------------------------------------------------- the app
 
 
-def build_app(seeds: Path, index: Path, config: Config = DEFAULT_CONFIG, auth_required: bool = False) -> gr.Blocks:
+def build_app(seeds: Path, index: Path, config: Config = DEFAULT_CONFIG, auth_required: bool = False,
+              prepare: bool = True) -> gr.Blocks:
     """The Gradio app over ``seeds``; builds ``index`` first when it is missing or stale.
 
     ``auth_required`` says the app will be served behind a password (``main`` passes ``auth`` to launch);
-    the page then shows a "Log out" link.
+    the page then shows a "Log out" link. ``prepare=False`` skips the index check when the caller has just
+    made it (``main`` prints its outcome once).
     """
     seeds, index = Path(seeds), Path(index)
-    for line in prepare_index(seeds, index, config):
-        log.info("%s", line)
+    if prepare:
+        for line in prepare_index(seeds, index, config):
+            log.info("%s", line)
     current = CurrentRetriever(Retriever.load(index, config))
     library = Library(seeds, index, config, current)
 
@@ -565,11 +604,15 @@ def build_app(seeds: Path, index: Path, config: Config = DEFAULT_CONFIG, auth_re
         return render_index_info(library), gr.update(choices=article_choices(), value=None)
 
     def after_change(action, clear_upload: bool = False) -> tuple[str, str, Any, Any]:
-        """Run an index change; the message, the refreshed panel, and the upload box (kept on failure)."""
+        """Run an index change; the message, the refreshed panel, and the upload box.
+
+        ``clear_upload`` empties the box whether the files were added or refused: a refused file left in it
+        would be sent again with the next files (the message names the refused files).
+        """
         try:
             message, kind = action(), "ok"
         except (ValueError, QAError, OSError) as exc:
-            message, kind, clear_upload = str(exc), "error", False
+            message, kind = str(exc), "error"
         info, choices = refresh()
         return _message(message, kind), info, choices, (None if clear_upload else gr.update())
 
@@ -586,7 +629,7 @@ def build_app(seeds: Path, index: Path, config: Config = DEFAULT_CONFIG, auth_re
         return after_change(lambda: library.remove(name, progress=True))
 
     logout = '<a href="/logout" class="qa-muted">Log out</a>' if auth_required else ""
-    with gr.Blocks(title="Ask the articles", analytics_enabled=False) as demo:
+    with QABlocks(title="Ask the articles", analytics_enabled=False) as demo:
         gr.HTML(
             f"<h1>Ask the articles</h1><p class='qa-muted'>Short answers from your articles, each with the "
             f"passage and file it was read in. {logout}</p>",
@@ -661,6 +704,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     p.add_argument("--password", help="require this password (any user name); prefer the QA_APP_PASSWORD "
                                       "environment variable, which other users cannot see in the process list")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="log details: index loading and changes (-vv: debug details and other libraries' logs)")
     return p
 
 
@@ -675,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logs(args.verbose)
     seeds, index = Path(args.seeds), Path(args.index)
     if not seeds.exists():
         print(f"error: the articles folder {seeds} does not exist: pass --seeds DIR.", file=sys.stderr)
@@ -683,20 +728,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for line in prepare_index(seeds, index, DEFAULT_CONFIG, progress=True):
             print(line)
-        demo = build_app(seeds, index, DEFAULT_CONFIG, auth_required=password is not None)
+        demo = build_app(seeds, index, DEFAULT_CONFIG, auth_required=password is not None, prepare=False)
     except QAError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     auth = _check_password(password) if password else None
     try:
+        # quiet: Gradio's own start-up lines include advice on share links; the address is printed below.
         demo.launch(
             server_name=args.host, server_port=args.port, auth=auth,
             auth_message="Enter the app's password (any user name)." if auth else None,
-            max_file_size=DEFAULT_CONFIG.max_file_bytes, footer_links=["api"],
+            max_file_size=DEFAULT_CONFIG.max_file_bytes, footer_links=["api"], quiet=True,
+            prevent_thread_lock=True,
         )
     except OSError as exc:
         print(f"error: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
+    print(f"Serving on {demo.local_url} (Ctrl+C to stop)", flush=True)
+    demo.block_thread()
     return 0
 
 

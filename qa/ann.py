@@ -125,7 +125,8 @@ def make_index(
         index = _trained_ivfpq(vectors, nlist or default_nlist(n), pq_m, nprobe, train_size, seed)
     if n:
         index.add(vectors)
-    logger.info("Built a %s index over %d vectors: %s", concrete, n, describe(index)["params"])
+    params = ", ".join(f"{name}={value}" for name, value in describe(index)["params"].items())
+    logger.info("Built a %s index over %d vectors%s", concrete, n, f" ({params})" if params else "")
     return index
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from qa.config import DEFAULT_CONFIG, Config
 from qa.errors import QAError
+from qa.logs import configure as configure_logs
 
 log = logging.getLogger("qa")
 
@@ -44,7 +45,8 @@ def parser() -> argparse.ArgumentParser:
         prog="qa", description="Answers questions from a folder of articles, with sources.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="log progress details (-vv: debug details and other libraries' logs)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     b = sub.add_parser("build", help="build or update the index from the article files",
@@ -95,6 +97,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def one_line(text: str, limit: int | None = None) -> str:
+    """``text`` on one line for a terminal list: runs of whitespace (blank lines included) become one space;
+    cut at a word boundary with an ellipsis when longer than ``limit`` characters."""
+    flat = " ".join(text.split())
+    if limit is None or len(flat) <= limit:
+        return flat
+    cut = flat[:limit]
+    if " " in cut and not flat[limit].isspace():
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:") + "…"
+
+
 def _print_response(res, as_json: bool) -> None:
     if as_json:
         print(json.dumps(res.to_dict(), ensure_ascii=False, indent=2))
@@ -107,18 +121,21 @@ def _print_response(res, as_json: bool) -> None:
             print("Low-confidence candidates:")
             for ans in res.suggestions:
                 src = ans.sources[0]
-                print(f"  ? {ans.text}  (confidence {ans.confidence:.2f}) — {src.title} — {src.doc_id}")
-        print("Closest passages:")
+                print(f"  ? {one_line(ans.text)}  (confidence {ans.confidence:.2f})"
+                      f" — {one_line(src.title)} — {src.doc_id}")
+        if res.passages:
+            print("Closest passages:")
         for hit in res.passages[:3]:
-            print(f"  - {hit.passage.title} ({hit.passage.doc_id}): {hit.passage.text[:160]}…")
+            p = hit.passage
+            print(f"  - {one_line(p.title)} ({p.doc_id}): {one_line(p.text, 160)}")
         return
     if res.conflict:
         print("Sources disagree:")
     for i, ans in enumerate(res.answers, start=1):
         flag = "  [conflicts]" if ans.conflicts_with else ""
-        print(f"{i}. {ans.text}  (confidence {ans.confidence:.2f}){flag}")
+        print(f"{i}. {one_line(ans.text)}  (confidence {ans.confidence:.2f}){flag}")
         for src in ans.sources:
-            print(f"     {src.title} — {src.doc_id} [{src.doc_start}:{src.doc_end}]")
+            print(f"     {one_line(src.title)} — {src.doc_id} [{src.doc_start}:{src.doc_end}]")
     print(f"({res.timings_ms.get('total', 0):.0f} ms)")
 
 
@@ -137,8 +154,7 @@ def _load_app():
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    configure_logs(args.verbose)
     try:
         if args.command == "build":
             from qa.build import build_index
@@ -181,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "serve":
             app = _load_app()
             return app.main(["--seeds", args.seeds, "--index", args.index,
-                             "--host", args.host, "--port", str(args.port)])
+                             "--host", args.host, "--port", str(args.port)] + ["-v"] * args.verbose)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

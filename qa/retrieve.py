@@ -22,6 +22,8 @@ from qa.types import Hit, Response
 log = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "dense", "sparse"]
+NO_WORDS_NOTICE = ("The question has no words, only punctuation or symbols: "
+                   "type a question, e.g. 'Who backed the rebels?'")
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "sparse")
 
 
@@ -137,6 +139,10 @@ class Retriever:
         question, notice = self._check_question(question)
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
+        if not any(ch.isalnum() for ch in question):  # "?!?...": nothing to search for, yet not an error
+            notice = " ".join(filter(None, (notice, NO_WORDS_NOTICE)))
+            return Response(question, answers=[], abstained=True, passages=[], notice=notice,
+                            timings_ms={"total": 0.0})
         t0 = time.perf_counter()
         hits = self.search(question, k=max(self.config.reader_passages * 4, 10))
         t1 = time.perf_counter()

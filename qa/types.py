@@ -80,7 +80,7 @@ class Response:
     answers: list[Answer]  # best first; empty when abstained
     abstained: bool
     passages: list[Hit]  # top retrieved passages (shown as "closest passages" when abstaining)
-    conflict: bool = False  # true when well-supported answers from different articles disagree
+    conflict: bool = False  # true when answers from different articles state different figures
     suggestions: list[Answer] = field(default_factory=list)  # when abstained: low-confidence candidates
     notice: str = ""  # e.g. "question truncated to 1000 characters"
     timings_ms: dict[str, float] = field(default_factory=dict)

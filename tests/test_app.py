@@ -95,6 +95,23 @@ def test_conflict_panel_lists_each_conflicting_answer_with_its_sources():
     assert "Disagrees with answer 2" in out
 
 
+@pytest.mark.parametrize(("confidences", "words"), [
+    ((0.82, 0.07), "(high and low confidence)"),
+    ((0.45, 0.07), "(medium and low confidence)"),
+    ((0.9, 0.75), "(high confidence)"),
+    ((0.2, 0.07), "(low confidence)"),
+])
+def test_conflict_panel_words_follow_the_confidence(confidences, words):
+    """A 7%-confidence rival was called "well-supported"; the panel now uses the cards' confidence words."""
+    p1, p2 = _passage("a.txt", text="Deaths: 80,000 people."), _passage("b.txt", text="Deaths: 93,000 people.")
+    answers = [Answer("80,000", confidences[0], (_source(p1, "80,000"),), conflicts_with=(1,)),
+               Answer("93,000", confidences[1], (_source(p2, "93,000"),), conflicts_with=(0,))]
+    out = app.render_response(_response(answers=answers, abstained=False, conflict=True), {})
+    panel = out[out.index("Sources disagree"):out.index("</section>")]
+    assert f"Answers from different articles do not match {words}. Check each source." in panel, panel
+    assert "well-supported" not in panel.lower()
+
+
 def test_details_show_scores_per_stage_and_per_answer():
     p = _passage()
     hit = Hit(p, 0.03, {"bm25": 3.5, "bm25_rank": 1, "dense": 0.61, "dense_rank": 2, "fused": 0.0325})
@@ -229,6 +246,13 @@ def test_who_backed_the_rebels_answer_mentions_saudi_arabia(live):
     saudi = [a for a in offered if "Saudi Arabia" in a["text"]]
     assert saudi, [a["text"] for a in offered]
     assert REBELS_DOC in {s["doc_id"] for s in saudi[0]["sources"]}
+
+
+def test_a_question_with_no_words_abstains_with_a_notice(live):
+    res = live.client.predict("?!?... ,;:!!", 3, api_name="/ask")
+    assert res["abstained"] and res["answers"] == [] and res["notice"].startswith("The question has no words")
+    page = app.render_response(Response(**{**res, "answers": [], "passages": []}), {})
+    assert '<p class="qa-notice">The question has no words' in page
 
 
 def test_ask_endpoint_rejects_an_empty_question_and_bad_k(live):
@@ -376,6 +400,41 @@ def test_a_password_protects_the_app(live):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_app_start_prints_its_index_status_once_and_nothing_else(live, tmp_path):
+    """`python app.py` at the default verbosity: the index status (once), the address, and nothing more:
+    no library logs (httpx, bm25s, faiss), model-loading bars or warnings, even after a question."""
+    import os
+    import subprocess
+    import time
+
+    from gradio_client import Client
+
+    port = _free_port()
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_DISABLE_PROGRESS_BARS", "PYTHONWARNINGS")}
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "app.py"), "--seeds", str(live.seeds), "--index", str(live.index),
+             "--port", str(port)], env=env, stdout=stdout, stderr=stderr, text=True, cwd=REPO,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while "Serving on" not in out.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, out.read_text() + err.read_text()
+            time.sleep(0.5)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        assert client.predict("Who backed the rebels?", 3, api_name="/ask")["passages"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    lines = out.read_text().splitlines()
+    assert [line for line in lines if line.startswith("Index ")] == [
+        f"Index {live.index} is up to date with {live.seeds}."], lines
+    assert lines[-1] == f"Serving on http://127.0.0.1:{port}/ (Ctrl+C to stop)", lines
+    assert len(lines) == 2, lines
+    assert err.read_text() == "", err.read_text()[:2000]
 
 
 def test_page_serves_the_ui(live):

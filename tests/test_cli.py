@@ -1,0 +1,127 @@
+"""The `qa` command as a user runs it: quiet by default, logs with -v, clean excerpts, a question with no words.
+
+The command runs in a subprocess (``python -m qa.cli``), so that what reaches the terminal is what a user
+sees: progress bars, library logs and Python warnings all go to the real stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qa.cli import _print_response, one_line
+from qa.retrieve import NO_WORDS_NOTICE, Retriever
+from qa.types import Hit, Passage, Response
+
+REPO = Path(__file__).resolve().parent.parent
+NO_WORDS = "?!?... ,;:!!"
+# What must not reach a user at the default verbosity: library logs, model-loading bars, warnings, tqdm bars.
+NOISE = re.compile(r"Loading weights|DEBUG|INFO|warning|it/s\]|\r|\d+%\|", re.IGNORECASE)
+
+
+def run_qa(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)  # as on a user's machine: qa itself must turn the bars off
+    env.pop("PYTHONWARNINGS", None)
+    return subprocess.run([sys.executable, "-m", "qa.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """An index of a copy of seeds/ made by `qa -v build`, and that build's output."""
+    root = tmp_path_factory.mktemp("cli")
+    shutil.copytree(REPO / "seeds", root / "seeds")
+    # cwd=REPO: `-m qa.cli` imports this checkout's qa package.
+    done = run_qa("-v", "build", "--seeds", str(root / "seeds"), "--index", str(root / "index"), cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    return root / "index", done
+
+
+@pytest.mark.slow
+def test_ask_prints_answers_and_nothing_else(built):
+    index, _ = built
+    done = run_qa("ask", "Who backed the rebels?", "--index", str(index), cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", f"stderr is not empty: {done.stderr[:2000]!r}"
+    assert not NOISE.search(done.stdout), done.stdout
+    assert "Saudi Arabia" in done.stdout
+
+
+@pytest.mark.slow
+def test_verbose_ask_shows_our_logs_but_not_other_libraries(built):
+    index, _ = built
+    done = run_qa("-v", "ask", "Who backed the rebels?", "--index", str(index), cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^INFO qa\.store: Loaded index ", done.stderr, re.MULTILINE), done.stderr
+    assert not re.search(r"Loading weights|^DEBUG|faiss\.loader|sentence_transformers", done.stderr, re.MULTILINE), \
+        done.stderr
+
+
+@pytest.mark.slow
+def test_verbose_build_logs_its_steps_without_library_chatter(built):
+    """Today's -v build printed ten faiss "Could not load library" lines, bm25s DEBUG lines and a stray {}."""
+    _, build = built
+    assert "INFO qa.build: Built " in build.stderr, build.stderr
+    assert "INFO qa.ann: Built a flat index over 34 vectors\n" in build.stderr, build.stderr
+    for noise in ("Could not load library", "DEBUG", "bm25s", "faiss.loader", "Loading weights", "{}"):
+        assert noise not in build.stderr, f"{noise!r} in: {build.stderr}"
+    assert re.fullmatch(r"5 documents \(5 added, .*\n", build.stdout), build.stdout
+
+
+@pytest.mark.slow
+def test_a_question_with_no_words_abstains_with_a_notice(built):
+    index, _ = built
+    done = run_qa("ask", NO_WORDS, "--index", str(index), cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("note: The question has no words"), done.stdout
+    assert "No confident answer" in done.stdout and "Closest passages" not in done.stdout
+    assert done.stderr == ""
+
+    done = run_qa("ask", NO_WORDS, "--index", str(index), "--json", cwd=REPO)
+    res = json.loads(done.stdout)
+    assert res["abstained"] and res["answers"] == [] and res["notice"] == NO_WORDS_NOTICE
+
+
+@pytest.mark.slow
+def test_the_python_api_abstains_on_a_question_with_no_words(built):
+    index, _ = built
+    retriever = Retriever.load(index)
+    for question in (NO_WORDS, "  ¿¡ — … « » ", "()[]{}"):
+        res = retriever.ask(question)
+        assert res.abstained and res.answers == [] and res.suggestions == [] and res.passages == []
+        assert res.notice == NO_WORDS_NOTICE and res.notice.startswith("The question has no words")
+    assert retriever.ask("1995?").notice == ""  # a number is a word
+    with pytest.raises(ValueError, match="empty"):
+        retriever.ask(" \n\t ")  # no characters at all stays an error, as before
+
+
+def test_excerpts_with_blank_lines_stay_on_their_bullet(capsys):
+    text = "First paragraph ends here.\n\n\nSecond   paragraph\tstarts\n here. " + "More words. " * 20
+    passage = Passage("a.txt#0", "a.txt", "A title\nwith a break", text, 0, len(text))
+    res = Response("Who?", [], True, [Hit(passage, 1.0), Hit(passage, 0.5)], timings_ms={"total": 1.0})
+    _print_response(res, as_json=False)
+    lines = capsys.readouterr().out.splitlines()
+    bullets = lines[lines.index("Closest passages:") + 1:]
+    assert len(bullets) == 2 and all(line.startswith("  - A title with a break (a.txt): First paragraph ends "
+                                                     "here. Second paragraph starts here. More") for line in bullets)
+    assert all(line.endswith("…") and len(line) < 200 for line in bullets), bullets
+
+
+@pytest.mark.parametrize(("text", "limit", "expected"), [
+    ("a\n\nb", None, "a b"),
+    ("  spaced \t out \n", None, "spaced out"),
+    ("one two three", 13, "one two three"),
+    ("one two three", 9, "one two…"),  # cut at a word boundary
+    ("one two, three", 8, "one two…"),  # no dangling comma
+    ("onetwothree", 5, "onetw…"),  # one long word: cut inside it
+])
+def test_one_line(text, limit, expected):
+    assert one_line(text, limit) == expected
