@@ -78,8 +78,9 @@ def parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="score the system on a gold set or a benchmark (see qa.evaluate)",
                        description="Seeds gold set (--gold), SQuAD open (--squad) or BEIR (--beir); prints a table.")
-    what = e.add_mutually_exclusive_group(required=True)
-    what.add_argument("--gold", help="seeds gold questions (.jsonl), asked against --index (default: index)")
+    what = e.add_mutually_exclusive_group()
+    what.add_argument("--gold", help="seeds gold questions .jsonl (default, when no --squad/--beir: "
+                                     "eval/seeds_qa_dev.jsonl), asked against --index (default: index)")
     what.add_argument("--squad", help="SQuAD paragraphs.jsonl: indexed, then --questions are asked")
     what.add_argument("--beir", help="BEIR dataset folder with corpus.jsonl and queries.jsonl (needs --qrels)")
     e.add_argument("--questions", help="SQuAD questions .jsonl (with --squad)")
