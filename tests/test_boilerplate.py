@@ -279,9 +279,10 @@ def test_money_sentence_in_seed_is_kept() -> None:
 
 
 def test_every_dropped_paragraph_has_a_reason() -> None:
-    for doc in _seeds().values():
-        for para in doc.paragraphs:
-            assert para.boilerplate == bool(para.reason)
+    paragraphs = [para for doc in _seeds().values() for para in doc.paragraphs]
+    assert any(para.boilerplate for para in paragraphs)  # the seeds have furniture: the check below runs
+    for para in paragraphs:
+        assert para.boilerplate == bool(para.reason)
 
 
 # --- synthetic cases ---------------------------------------------------------------------------

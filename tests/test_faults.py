@@ -905,7 +905,7 @@ def test_bad_questions_get_a_clear_error_or_a_sensible_response(name, real_retri
     else:
         assert res.notice == ""
     assert len(res.answers) <= 3 and (res.answers or res.abstained)
-    for answer in res.answers:  # answers are spans of stored passages: nothing from the question leaks in
+    for answer in [*res.answers, *res.suggestions]:  # spans of stored passages: nothing of the question leaks in
         assert 0.0 <= answer.confidence <= 1.0
         for src in answer.sources:
             assert texts[src.passage_id] == src.passage_text and src.passage_text[src.start:src.end]

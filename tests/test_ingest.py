@@ -56,7 +56,9 @@ def test_normalise_line_endings_and_blank_lines() -> None:
 
 
 def test_normalise_is_idempotent_on_seeds() -> None:
-    for path in sorted(SEEDS.glob("*.txt")):
+    paths = sorted(SEEDS.glob("*.txt"))
+    assert paths, f"no seed articles in {SEEDS}"
+    for path in paths:
         once = normalise_text(path.read_text(encoding="utf-8"))
         assert normalise_text(once) == once
         assert "\u00a0" not in once and "  " not in once
@@ -102,7 +104,9 @@ def test_markdown_title_loses_hashes(tmp_path: Path) -> None:
 
 
 def test_seed_paragraph_offsets_point_into_text() -> None:
-    for path in sorted(SEEDS.glob("*.txt")):
+    paths = sorted(SEEDS.glob("*.txt"))
+    assert paths, f"no seed articles in {SEEDS}"
+    for path in paths:
         doc = read_article(path, path.name, DEFAULT_CONFIG)
         assert doc.paragraphs, path
         for para in doc.paragraphs:
