@@ -495,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
         rows, best = grid(tuned, current)
         cur = next(r for r in rows if all(r[k] == v for k, v in current.items()))
         result.update(grid=rows, chosen=best, current=cur)
-        log(f"chosen fusion: {json.dumps({k: best[k] for k in ('rrf_k', 'dense_weight', 'sparse_weight', 'objective')})}"
+        chosen = {k: best[k] for k in ("rrf_k", "dense_weight", "sparse_weight", "objective")}
+        log(f"chosen fusion: {json.dumps(chosen)}"
             f" (current objective {cur['objective']})")
     result["machine"] = finish_machine_info(info, started)
     md = markdown(result)

@@ -51,7 +51,8 @@ def parser() -> argparse.ArgumentParser:
                        description="Build the index incrementally: only added or changed files are embedded.")
     b.add_argument("--seeds", default="seeds", help="articles folder (.txt/.md) or a .jsonl corpus (default: seeds)")
     b.add_argument("--index", default="index", help="index directory (default: index)")
-    b.add_argument("--strict", action="store_true", default=None, help="fail on an unreadable file instead of skipping it")
+    b.add_argument("--strict", action="store_true", default=None,
+                   help="fail on an unreadable file instead of skipping it")
     b.add_argument("--max-file-bytes", type=int, help=f"skip larger files ({DEFAULT_CONFIG.max_file_bytes})")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.add_argument("--engine", choices=["local", "ray"], default="local",

@@ -256,8 +256,8 @@ ALLOWED_INSIDE = {"Powered by automated translation"}
 def test_seed_kept_and_dropped_paragraphs(doc_id: str) -> None:
     kept, dropped = _split(_seeds()[doc_id])
     want_kept, want_dropped = EXPECTED[doc_id]
-    assert [k[: len(w)] for k, w in zip(kept, want_kept)] == want_kept and len(kept) == len(want_kept)
-    assert [d[: len(w)] for d, w in zip(dropped, want_dropped)] == want_dropped
+    assert [k[: len(w)] for k, w in zip(kept, want_kept, strict=False)] == want_kept and len(kept) == len(want_kept)
+    assert [d[: len(w)] for d, w in zip(dropped, want_dropped, strict=False)] == want_dropped
     assert len(dropped) == len(want_dropped)
 
 

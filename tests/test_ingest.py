@@ -210,11 +210,13 @@ def test_file_hashes_match_document_hashes(tmp_path: Path) -> None:
     doc = load_folder(tmp_path, DEFAULT_CONFIG).documents[0]
     assert hashes["a.txt"] == doc.sha256
     assert hashes["bad.txt"] == hashlib.sha256(b"\x00\x01").hexdigest()  # skipped files are hashed too
-    assert file_hashes(SEEDS, DEFAULT_CONFIG) == {d.doc_id: d.sha256 for d in load_folder(SEEDS, DEFAULT_CONFIG).documents}
+    seeds = load_folder(SEEDS, DEFAULT_CONFIG).documents
+    assert file_hashes(SEEDS, DEFAULT_CONFIG) == {d.doc_id: d.sha256 for d in seeds}
 
 
 def test_only_boilerplate_file_is_kept_without_content(tmp_path: Path) -> None:
-    _write(tmp_path, "f.txt", "Footer page\n\nCopyright © 2024 Example News. All rights reserved.\n\neditor@example.com\n")
+    _write(tmp_path, "f.txt",
+           "Footer page\n\nCopyright © 2024 Example News. All rights reserved.\n\neditor@example.com\n")
     (doc,) = load_folder(tmp_path, DEFAULT_CONFIG).documents
     assert doc.paragraphs and doc.content_paragraphs() == []
 

@@ -205,7 +205,8 @@ def test_property_offsets_and_coverage(paragraphs: list[str], separators: list[s
     body = "".join(p + s for p, s in zip(paragraphs, separators, strict=False))
     doc = make_document("h", "T", body, "0" * 64, detect_boilerplate=False)
     doc = dataclasses.replace(
-        doc, paragraphs=tuple(dataclasses.replace(p, boilerplate=m) for p, m in zip(doc.paragraphs, marks, strict=False))
+        doc,
+        paragraphs=tuple(dataclasses.replace(p, boilerplate=m) for p, m in zip(doc.paragraphs, marks, strict=False)),
     )
     config = Config(passage_target_words=6, passage_max_words=9, passage_overlap_sentences=1)
     passages = split_passages(doc, config)

@@ -107,7 +107,7 @@ def test_ray_build_of_the_real_corpus_matches_a_local_build(tmp_path: Path, answ
         "local_build_s": round(local_seconds, 1), "ray_build_s": round(ray_seconds, 1),
         "same_passage_ids_in_order": True, "min_cosine": float(cosines.min()),
         "seeds_dev_questions": len(questions),
-        "same_answers": sum(a == b for a, b in zip(local_answers, ray_answers)),
+        "same_answers": sum(a == b for a, b in zip(local_answers, ray_answers, strict=True)),
     }, indent=1))
     assert cosines.min() >= 0.9999
     assert ray_answers == local_answers
