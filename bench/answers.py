@@ -30,6 +30,7 @@ from typing import Any
 from common import (
     RESULTS,
     SEEDS,
+    SEEDS_GOLD,
     SHARED_EVAL,
     cached_retriever,
     finish_machine_info,
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--datasets", default="seeds,squad", help="comma-separated subset")
     p.add_argument("--modes", default="hybrid,sparse,dense", help="retrieval modes feeding the reader")
-    p.add_argument("--gold", type=Path, default=SHARED_EVAL / "seeds_qa_dev.jsonl")
+    p.add_argument("--gold", type=Path, default=SEEDS_GOLD)
     p.add_argument("--squad", type=Path, default=SHARED_EVAL / "squad")
     p.add_argument("--squad-limit", type=int, default=1000, help="SQuAD questions, evenly spread (0: all)")
     p.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: bench/results)")

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     REPO,
     RESULTS,
-    SHARED_EVAL,
+    SEEDS_GOLD,
     finish_machine_info,
     log,
     machine_info,
@@ -52,7 +52,7 @@ def main() -> int:
     offline_env()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--index", type=Path, default=REPO / "index")
-    p.add_argument("--gold", type=Path, default=SHARED_EVAL / "seeds_qa_dev.jsonl")
+    p.add_argument("--gold", type=Path, default=SEEDS_GOLD)
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args()
     info, started = machine_info(), time.perf_counter()

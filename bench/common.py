@@ -15,6 +15,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_EVAL = REPO.parent / "shared" / "eval"
+SEEDS_GOLD = REPO / "eval" / "seeds_qa_dev.jsonl"  # the repository's copy of SHARED_EVAL's seeds questions
 # git-ignored: built benchmark indexes (QA_BENCH_CACHE moves it, e.g. for the smoke test in tests/)
 CACHE = Path(os.environ.get("QA_BENCH_CACHE", REPO / "bench" / ".cache"))
 RESULTS = REPO / "bench" / "results"

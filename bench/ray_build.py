@@ -141,9 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     runs_table = _table(rows, ["config", "passages", "seconds", "passages_per_s", "workers_start_s", "embed_s",
                                "embed_passages_per_s", "driver_s", "same_passage_ids_in_order", "min_cosine"])
     proj_table = _table(projected, ["passages", "machines", "hours", "passages_per_s"])
+    limit = f" --limit {args.limit}" if args.limit else ""
     md = "\n\n".join([
         "# Index builds: local vs Ray (1 and 2 workers)",
-        (f"Reproduce: `python bench/ray_build.py --corpus {os.path.relpath(args.corpus, REPO)}{f' --limit {args.limit}' if args.limit else ''}`"
+        (f"Reproduce: `python bench/ray_build.py --corpus {os.path.relpath(args.corpus, REPO)}{limit}`"
         " (see its docstring). Every run builds from scratch; Ray runs on a local cluster of 2 CPUs started"
         " before the timings; `workers_start_s` is the actors' model load, `driver_s` the driver's share"
         " (ingest, merge, BM25, FAISS, save)."),

@@ -43,6 +43,7 @@ from typing import Any
 from common import (
     RESULTS,
     SEEDS,
+    SEEDS_GOLD,
     SHARED_EVAL,
     cached_retriever,
     finish_machine_info,
@@ -408,7 +409,7 @@ def plot(result: dict[str, Any], path: Path) -> bool:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--datasets", default="seeds,squad,scifact", help="comma-separated subset")
-    p.add_argument("--gold", type=Path, default=SHARED_EVAL / "seeds_qa_dev.jsonl")
+    p.add_argument("--gold", type=Path, default=SEEDS_GOLD)
     p.add_argument("--squad", type=Path, default=SHARED_EVAL / "squad")
     p.add_argument("--scifact", type=Path, default=SHARED_EVAL / "scifact")
     p.add_argument("--squad-limit", type=int, default=1000, help="SQuAD questions, evenly spread (0: all)")
@@ -494,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
         rows, best = grid(tuned, current)
         cur = next(r for r in rows if all(r[k] == v for k, v in current.items()))
         result.update(grid=rows, chosen=best, current=cur)
-        log(f"chosen fusion: {json.dumps({k: best[k] for k in ('rrf_k', 'dense_weight', 'sparse_weight', 'objective')})}"
+        chosen = {k: best[k] for k in ("rrf_k", "dense_weight", "sparse_weight", "objective")}
+        log(f"chosen fusion: {json.dumps(chosen)}"
             f" (current objective {cur['objective']})")
     result["machine"] = finish_machine_info(info, started)
     md = markdown(result)

@@ -382,7 +382,8 @@ def render(data: dict[str, Any]) -> str:
     lines += ["", "## Defaults", "", (f"Smallest setting measured with recall@10 >= {TARGET_RECALL}, by size: "
               f"{data['picks']}. qa.ann's auto kind: exact flat up to {ann.FLAT_MAX_PASSAGES:,} passages, HNSW "
               f"(M={ann.HNSW_M}, efSearch={ann.HNSW_EF_SEARCH}) up to {ann.IVFFLAT_MIN_PASSAGES:,}, IVF-Flat "
-              f"(nlist ~ sqrt(n), nprobe={ann.IVFFLAT_NPROBE}) above; IVF-PQ (nprobe={ann.IVFPQ_NPROBE}) on request."), "", "## Machine", "", machine_md(data["machine"])]
+              f"(nlist ~ sqrt(n), nprobe={ann.IVFFLAT_NPROBE}) above; IVF-PQ (nprobe={ann.IVFPQ_NPROBE}) on request."),
+              "", "## Machine", "", machine_md(data["machine"])]
     return "\n".join(lines)
 
 

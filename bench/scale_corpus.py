@@ -129,7 +129,8 @@ def embed_passages(passages: list[Any], encoder: Any, batch_size: int = 64) -> t
             done = start + len(part)
             rate = sum(len(passages[i * CHUNK:(i + 1) * CHUNK]) for i in range(c + 1)
                        if f"chunk-{i:05d}.npy" in timings) / sum(timings.values())
-            log(f"embedded {done}/{len(passages)} passages ({rate:.1f}/s, ETA {(len(passages) - done) / rate / 60:.1f} min)")
+            eta_min = (len(passages) - done) / rate / 60
+            log(f"embedded {done}/{len(passages)} passages ({rate:.1f}/s, ETA {eta_min:.1f} min)")
         chunks.append(np.load(path, allow_pickle=False))
     vectors = np.concatenate(chunks) if chunks else np.zeros((0, encoder.dimension), np.float32)
     seconds = sum(timings.values())

@@ -25,7 +25,8 @@ FEATURES = ("margin", "log_prob", "dense", "log_rank", "sentence_dense", "log_su
 
 _NUMBER_WORDS = {
     w: i for i, w in enumerate(
-        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+         "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
     )
 }
 _NUMBER = re.compile(r"\d[\d,.]*")
@@ -60,7 +61,7 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
     readings = reader.read(question, [h.passage.text for h in hits], top_n=config.reader_spans_per_passage,
                            max_answer_tokens=config.max_answer_tokens)
     found: list[tuple[int, Hit, Span, float, tuple[int, int]]] = []
-    for rank, (hit, reading) in enumerate(zip(hits, readings), start=1):
+    for rank, (hit, reading) in enumerate(zip(hits, readings, strict=True), start=1):
         sentences = split_sentences(hit.passage.text)
         for span in reading.spans:
             span = trim_appositive(span)
@@ -70,7 +71,7 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
         return []
     texts = sorted({h.passage.text[a:b] for _, h, _, _, (a, b) in found})
     vectors = encoder.encode_queries([question, *texts])
-    similarity = dict(zip(texts, (vectors[1:] @ vectors[0]).tolist()))
+    similarity = dict(zip(texts, (vectors[1:] @ vectors[0]).tolist(), strict=True))
     # Answer aggregation: an answer the reader proposes in several passages is more likely right.
     passages_of: dict[str, set[str]] = {}
     for _, hit, span, _, _ in found:

@@ -53,7 +53,8 @@ def parser() -> argparse.ArgumentParser:
                        description="Build the index incrementally: only added or changed files are embedded.")
     b.add_argument("--seeds", default="seeds", help="articles folder (.txt/.md) or a .jsonl corpus (default: seeds)")
     b.add_argument("--index", default="index", help="index directory (default: index)")
-    b.add_argument("--strict", action="store_true", default=None, help="fail on an unreadable file instead of skipping it")
+    b.add_argument("--strict", action="store_true", default=None,
+                   help="fail on an unreadable file instead of skipping it")
     b.add_argument("--max-file-bytes", type=int, help=f"skip larger files ({DEFAULT_CONFIG.max_file_bytes})")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.add_argument("--engine", choices=["local", "ray"], default="local",
@@ -80,8 +81,9 @@ def parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="score the system on a gold set or a benchmark (see qa.evaluate)",
                        description="Seeds gold set (--gold), SQuAD open (--squad) or BEIR (--beir); prints a table.")
-    what = e.add_mutually_exclusive_group(required=True)
-    what.add_argument("--gold", help="seeds gold questions (.jsonl), asked against --index (default: index)")
+    what = e.add_mutually_exclusive_group()
+    what.add_argument("--gold", help="seeds gold questions .jsonl (default, when no --squad/--beir: "
+                                     "eval/seeds_qa_dev.jsonl), asked against --index (default: index)")
     what.add_argument("--squad", help="SQuAD paragraphs.jsonl: indexed, then --questions are asked")
     what.add_argument("--beir", help="BEIR dataset folder with corpus.jsonl and queries.jsonl (needs --qrels)")
     e.add_argument("--questions", help="SQuAD questions .jsonl (with --squad)")

@@ -39,6 +39,9 @@ SEED_METRICS = (
 )
 SQUAD_RECALL_KS = (1, 5, 20)
 BEIR_PASSAGE_DEPTH = 300  # passages retrieved per query, deduplicated to >= 100 documents for recall@100
+# The 24 seeds dev questions, kept in the repository (a byte-identical copy of ../shared/eval/seeds_qa_dev.jsonl)
+# so that `qa eval` and the tests work in a clone without ../shared. Relative, like the CLI's seeds/ and index/.
+DEFAULT_GOLD = Path("eval") / "seeds_qa_dev.jsonl"
 
 
 # ----------------------------------------------------------------------------------------- small helpers
@@ -410,7 +413,7 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain, aligned text table (also valid GitHub markdown)."""
     cells = [list(header)] + [[_cell(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 
@@ -463,17 +466,24 @@ def run_eval(
 ) -> dict[str, Any]:
     """What `qa eval` does: pick the benchmark, build or reuse its index (SQuAD/BEIR), evaluate.
 
-    Raises ValueError on a wrong combination of arguments and the index/model errors of qa.
+    With none of ``gold``, ``squad`` or ``beir`` it scores the seeds dev questions, ``DEFAULT_GOLD``.
+    Raises ValueError on a wrong combination of arguments or a missing gold file, and the index/model errors
+    of qa.
     """
     from qa.config import DEFAULT_CONFIG
 
     config = config or DEFAULT_CONFIG
     chosen = [name for name, value in (("--gold", gold), ("--squad", squad), ("--beir", beir)) if value]
-    if len(chosen) != 1:
-        raise ValueError("Give exactly one of --gold FILE, --squad PARAGRAPHS or --beir DIR.")
+    if len(chosen) > 1:
+        raise ValueError("Give at most one of --gold FILE, --squad PARAGRAPHS or --beir DIR.")
     if mode not in MODES:
         raise ValueError(f"--mode must be one of {MODES}, got {mode!r}")
+    if not chosen:
+        gold = DEFAULT_GOLD
     if gold:
+        if not Path(gold).is_file():
+            raise ValueError(f"Gold questions {gold} not found: pass --gold FILE, or run from the repository's "
+                             f"root (the default, {DEFAULT_GOLD}, is relative to it).")
         return evaluate_seeds(Retriever.load(index or "index", config), gold, k=k)
 
     from qa.build import build_index

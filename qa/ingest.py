@@ -294,7 +294,8 @@ def load_jsonl(path: str | Path, config: Config) -> IngestResult:
             try:
                 doc = _record(line, number, config)
                 if doc.doc_id in seen:
-                    raise _Unreadable(f"duplicate id {doc.doc_id!r} (first on line {seen[doc.doc_id]}); ids must be unique")
+                    raise _Unreadable(f"duplicate id {doc.doc_id!r} (first on line {seen[doc.doc_id]}); "
+                                      "ids must be unique")
                 seen[doc.doc_id] = number
                 result.documents.append(doc)
             except _Unreadable as exc:

@@ -159,7 +159,8 @@ def _pack(sentences: list[_Sentence], config: Config) -> list[tuple[int, int]]:
         # Aim at half the rest when fewer than two full passages remain, so the last two are balanced.
         aim = target if words(i, n) >= 2 * target else max(words(i, n) / 2, 1)
         fits = [k for k in range(low, n) if words(i, k) <= limit] or [low]
-        at_paragraph = [k for k in fits if sentences[k - 1].ends_paragraph and words(i, k) >= PARAGRAPH_BREAK_SLACK * aim]
+        at_paragraph = [k for k in fits
+                        if sentences[k - 1].ends_paragraph and words(i, k) >= PARAGRAPH_BREAK_SLACK * aim]
         k = min(at_paragraph or fits, key=lambda k: (abs(words(i, k) - aim), -k))
         out.append((i, k))
         nxt = max(k - config.passage_overlap_sentences, i + 1)

@@ -143,7 +143,7 @@ class OnnxReader:
         best_null_prob = [1.0] * len(passages)
         best_span_score = [-float("inf")] * len(passages)
         offset = len(head)
-        for (p, lo, hi), (s_log, e_log) in zip(rows, logits):
+        for (p, lo, hi), (s_log, e_log) in zip(rows, logits, strict=True):
             null_scores[p] = min(null_scores[p], float(s_log[0] + e_log[0]))
             s_lp, e_lp = _log_softmax(s_log), _log_softmax(e_log)
             ctx_s, ctx_e = s_log[offset : offset + hi - lo], e_log[offset : offset + hi - lo]

@@ -223,8 +223,12 @@ def test_ask_endpoint_returns_the_response_as_a_dict(live):
     assert isinstance(res, dict)
     assert {"answers", "abstained", "passages", "question", "conflict", "timings_ms"} <= set(res)
     assert res["passages"], "retrieval returned no passages"
-    for ans in res["answers"]:
+    # Today it abstains and offers low-confidence candidates instead: check those (answers when it answers).
+    offered = res["answers"] or res["suggestions"]
+    assert offered, "neither answers nor low-confidence candidates"
+    for ans in offered:
         assert {"text", "confidence", "sources"} <= set(ans)
+        assert ans["sources"], ans["text"]
         for src in ans["sources"]:
             assert {"doc_id", "title", "start", "end", "doc_start", "doc_end"} <= set(src)
             assert 0 <= src["start"] < src["end"] <= len(src["passage_text"])

@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
-GOLD = REPO.parent / "shared" / "eval" / "seeds_qa_dev.jsonl"
+GOLD = REPO / "eval" / "seeds_qa_dev.jsonl"
 
 pytestmark = pytest.mark.slow
 
@@ -59,8 +59,6 @@ def _run(script: str, args: list[str], cache: Path) -> None:
 
 
 def test_retrieval_benchmark_runs_on_a_tiny_slice(shaped: Path, tmp_path: Path):
-    if not GOLD.is_file():
-        pytest.skip(f"{GOLD} not found (shared/ lives beside the repository)")
     _run("retrieval.py", ["--datasets", "seeds,squad,scifact", "--squad", str(shaped / "squad"),
                           "--scifact", str(shaped / "scifact"), "--gold", str(GOLD), "--no-haystack",
                           "--latency-queries", "2", "--out", str(tmp_path), "--name", "smoke"],
@@ -76,8 +74,6 @@ def test_retrieval_benchmark_runs_on_a_tiny_slice(shaped: Path, tmp_path: Path):
 
 
 def test_answers_benchmark_runs_on_a_tiny_slice(shaped: Path, tmp_path: Path):
-    if not GOLD.is_file():
-        pytest.skip(f"{GOLD} not found (shared/ lives beside the repository)")
     _run("answers.py", ["--datasets", "seeds,squad", "--modes", "hybrid,sparse", "--squad", str(shaped / "squad"),
                         "--gold", str(GOLD), "--squad-limit", "3", "--out", str(tmp_path), "--name", "smoke"],
          tmp_path / "cache")

@@ -256,8 +256,8 @@ ALLOWED_INSIDE = {"Powered by automated translation"}
 def test_seed_kept_and_dropped_paragraphs(doc_id: str) -> None:
     kept, dropped = _split(_seeds()[doc_id])
     want_kept, want_dropped = EXPECTED[doc_id]
-    assert [k[: len(w)] for k, w in zip(kept, want_kept)] == want_kept and len(kept) == len(want_kept)
-    assert [d[: len(w)] for d, w in zip(dropped, want_dropped)] == want_dropped
+    assert [k[: len(w)] for k, w in zip(kept, want_kept, strict=False)] == want_kept and len(kept) == len(want_kept)
+    assert [d[: len(w)] for d, w in zip(dropped, want_dropped, strict=False)] == want_dropped
     assert len(dropped) == len(want_dropped)
 
 
@@ -279,9 +279,10 @@ def test_money_sentence_in_seed_is_kept() -> None:
 
 
 def test_every_dropped_paragraph_has_a_reason() -> None:
-    for doc in _seeds().values():
-        for para in doc.paragraphs:
-            assert para.boilerplate == bool(para.reason)
+    paragraphs = [para for doc in _seeds().values() for para in doc.paragraphs]
+    assert any(para.boilerplate for para in paragraphs)  # the seeds have furniture: the check below runs
+    for para in paragraphs:
+        assert para.boilerplate == bool(para.reason)
 
 
 # --- synthetic cases ---------------------------------------------------------------------------

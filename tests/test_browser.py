@@ -19,7 +19,6 @@ pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SCREENSHOT = REPO / "docs" / "screenshot.png"
 XSS = "<img src=x onerror=alert(1)>"
 WAIT = 240  # seconds; the first question loads the models on a CPU shared with training
 
@@ -111,8 +110,9 @@ def _open(driver, url: str) -> None:
 
 def test_the_card_question_highlights_saudi_arabia_in_its_source(driver, url):
     """Today's reader is not confident on this paraphrase ("backed" vs "major supporter of"): the page
-    abstains and offers Saudi Arabia, Qatar and Turkey first among its marked low-confidence candidates.
-    Either way the user must see the span highlighted in 004's passage."""
+    abstains and offers Saudi Arabia, Qatar and Turkey among its first three marked low-confidence candidates
+    (first on some CPUs, second after Lebanon's Hezbollah on others). Either way the user must see the span
+    highlighted in 004's passage."""
     from selenium.webdriver.common.by import By
 
     _open(driver, url)
@@ -120,15 +120,17 @@ def test_the_card_question_highlights_saudi_arabia_in_its_source(driver, url):
     area = _answers(driver)
     for summary in area.find_elements(By.CSS_SELECTOR, "details.qa-suggestions > summary"):
         driver.execute_script("arguments[0].click()", summary)  # open the low-confidence candidates
-    # Laptop-width screenshot of the answer (docs/screenshot.png is committed for the README).
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    driver.save_screenshot(str(SCREENSHOT))
-    cards = area.find_elements(By.CSS_SELECTOR, ".qa-card")
+    # Kept with the other tests' pictures; the README's docs/screenshot.png is made by docs/make_screenshot.py.
+    driver.save_screenshot(str(_artefact("card-question.png")))
+    cards = area.find_elements(By.CSS_SELECTOR, ".qa-card")[:3]
     assert cards, f"neither an answer nor a candidate; answer area: {area.text[:500]!r}"
-    files = {c.text for c in cards[0].find_elements(By.CSS_SELECTOR, "code.qa-file")}
-    assert "004_84efbc475e867d2d.txt" in files, cards[0].text[:300]
-    marks = [m.text for m in cards[0].find_elements(By.CSS_SELECTOR, "blockquote mark, .qa-passage mark, mark")]
-    assert any("Saudi Arabia" in m for m in marks), f"Saudi Arabia is not highlighted: {marks!r}"
+
+    def saudi_arabia_marked_in_004(card) -> bool:
+        files = {c.text for c in card.find_elements(By.CSS_SELECTOR, "code.qa-file")}
+        marks = [m.text for m in card.find_elements(By.CSS_SELECTOR, "mark")]
+        return "004_84efbc475e867d2d.txt" in files and any("Saudi Arabia" in m for m in marks)
+
+    assert any(saudi_arabia_marked_in_004(card) for card in cards), [card.text[:300] for card in cards]
 
 
 def test_enter_submits_and_the_answer_card_names_its_source_file(driver, url):

@@ -110,16 +110,19 @@ def test_eight_threads_ask_while_the_index_is_rebuilt_and_reloaded(tmp_path, enc
     objects = [{id(p) for p in s.passages} for s in stores]
     values = [{(p.passage_id, p.text) for p in s.passages} for s in stores]
     served = Counter()
+    sources_checked = 0
     for res in responses:
         ids = {id(h.passage) for h in res.passages}
         versions = [i for i, objs in enumerate(objects) if ids <= objs]
         assert len(versions) == 1, "a response mixed passages of two index versions"
         v = versions[0]
-        for answer in res.answers:
+        for answer in [*res.answers, *res.suggestions]:  # abstentions offer candidates: check those too
             for src in answer.sources:
                 assert (src.passage_id, src.passage_text) in values[v]
+                sources_checked += 1
         served[v] += 1
     assert len(responses) >= 8 * 3 and len(stores) == 5
+    assert sources_checked, "no response had an answer or a candidate: the sources' version was never checked"
     assert len(served) >= 2, f"every answer came from one version; the test did not overlap: {served}"
     docs_a = set(stores[0].documents)
     docs_b = set(stores[1].documents)

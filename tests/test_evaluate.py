@@ -1,5 +1,6 @@
 """qa.evaluate: the seeds metric definitions on hand-made responses, ranking metrics on toy rankings, and
-`qa eval` end to end on a temporary seeds index (keys and ranges only, never quality values)."""
+`qa eval` end to end on a temporary seeds index: its keys and ranges, and the seeds quality gate (no metric
+worse than eval/seeds_baseline.json)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from pathlib import Path
 import pytest
 
 from qa.evaluate import (
+    DEFAULT_GOLD,
     SEED_METRICS,
     dedupe_docs,
     evaluate_beir,
     evaluate_squad,
     format_table,
     read_qrels,
+    run_eval,
     score_seed,
     spread,
     summarize_seeds,
@@ -28,7 +31,10 @@ from qa.types import Answer, Hit, Passage, Response, Source
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
-GOLD = REPO.parent / "shared" / "eval" / "seeds_qa_dev.jsonl"
+GOLD = REPO / "eval" / "seeds_qa_dev.jsonl"  # the repository's copy: `qa eval`'s default
+SHARED_GOLD = REPO.parent / "shared" / "eval" / "seeds_qa_dev.jsonl"
+BASELINE = REPO / "eval" / "seeds_baseline.json"
+LOWER_IS_BETTER = ("false_abstain",)
 SEED_FILES = sorted(p.name for p in SEEDS.iterdir())
 
 # ------------------------------------------------------------------------------------- hand-made data
@@ -217,21 +223,40 @@ def test_beir_and_squad_on_seed_files(retriever, tmp_path: Path):
     assert "squad" in format_table(squad)
 
 
-@pytest.mark.slow
-def test_qa_eval_gold_json_through_the_cli(seeds_index: Path):
-    if not GOLD.is_file():
-        pytest.skip(f"{GOLD} not found (shared/ lives beside the repository)")
+def test_the_gold_copy_is_identical_to_shared():
+    if not SHARED_GOLD.is_file():
+        pytest.skip(f"{SHARED_GOLD} not found: nothing to compare the repository's copy with (a clone has no "
+                    "../shared)")
+    assert GOLD.read_bytes() == SHARED_GOLD.read_bytes(), f"copy {SHARED_GOLD} to {GOLD} (kept byte-identical)"
+
+
+def test_qa_eval_without_a_gold_file_says_where_it_looked(tmp_path: Path):
+    with pytest.raises(ValueError, match="--gold FILE"):
+        run_eval(gold=tmp_path / "missing.jsonl")
+    with pytest.raises(ValueError, match="at most one"):
+        run_eval(gold=GOLD, beir=tmp_path)
+
+
+@pytest.fixture(scope="module")
+def cli_eval(seeds_index: Path) -> tuple[subprocess.CompletedProcess, dict]:
+    """`qa eval --index I --json -` from the repository's root, as a user runs it: the default gold file."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "qa.cli", "eval", "--gold", str(GOLD), "--index", str(seeds_index), "--json", "-"],
+        [sys.executable, "-m", "qa.cli", "eval", "--index", str(seeds_index), "--json", "-"],
         check=False, capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
-    results = json.loads(proc.stdout)
+    return proc, json.loads(proc.stdout)
+
+
+@pytest.mark.slow
+def test_qa_eval_gold_json_through_the_cli(cli_eval):
+    proc, results = cli_eval
     assert {"overall", "by_kind", "questions", "failures"} <= results.keys()
+    assert results["meta"]["gold"] == str(DEFAULT_GOLD)
     golds = [json.loads(line) for line in GOLD.read_text().splitlines() if line.strip()]
     overall = results["overall"]
-    assert overall["n"] == len(golds) == len(results["questions"])
+    assert overall["n"] == len(golds) == len(results["questions"]) == 24
     assert set(SEED_METRICS) | {"latency_ms_p50", "latency_ms_p95"} <= overall.keys()
     assert all(0 <= v <= 1 for v in _fractions(overall))
     assert set(results["by_kind"]) == {g["kind"] for g in golds}
@@ -242,3 +267,19 @@ def test_qa_eval_gold_json_through_the_cli(seeds_index: Path):
     for row in results["questions"]:
         assert {"id", "kind", "question", "answer", "confidence", "abstained", "sources"} <= row.keys()
     assert "overall" in proc.stderr  # the table goes to stderr when the JSON goes to stdout
+
+
+@pytest.mark.slow
+def test_seeds_quality_gate(cli_eval):
+    """No metric of the 24 seeds dev questions is worse than the committed baseline (see its note to raise it)."""
+    _, results = cli_eval
+    baseline = json.loads(BASELINE.read_text(encoding="utf-8"))["metrics"]
+    assert set(baseline) == set(SEED_METRICS)
+    overall = results["overall"]
+    worse = {m: (overall[m], baseline[m]) for m in SEED_METRICS
+             if (overall[m] > baseline[m] + 1e-9 if m in LOWER_IS_BETTER else overall[m] < baseline[m] - 1e-9)}
+    now = json.dumps({m: overall[m] for m in SEED_METRICS}, indent=2)
+    failures = "\n".join(f"  {f['id']} [{f['kind']}] {f['question']}: {'; '.join(f['problems'])}"
+                         for f in results["failures"])
+    assert not worse, (f"seeds metrics worse than {BASELINE.name} (now, baseline): {worse}\n"
+                       f"questions with problems:\n{failures}\nall metrics now:\n{now}")

@@ -376,7 +376,7 @@ def test_sigkill_at_random_moments_real_model(tmp_path, encoder):
     steps = [line.split(" ", 2)[2] for line in lines if line[:1].isdigit()]
     embedding = [k for k, name in enumerate(steps) if name == "embed batch"]
     swap = steps.index("rename tmp -> v-*")
-    writing = [k for k in range(embedding[-1] + 1, swap)]
+    writing = list(range(embedding[-1] + 1, swap))
     rng = random.Random(88)
     # One random moment in each phase: embedding, writing the version, renaming/swapping/pruning.
     moments = [(rng.choice(embedding[:-1]), rng.uniform(0, 0.2)), (rng.choice(writing), rng.uniform(0, 0.01)),
@@ -414,9 +414,9 @@ def test_leftovers_of_a_crash_are_removed_by_the_next_build(stub_template, tmp_p
 class WriteFault:
     """Counts the save's write calls; raises OSError(errno) at call number ``fail_at`` (-1: never)."""
 
-    POINTS: ClassVar = [(store, "_write_bytes"), (store, "_write_jsonl"), (store.np, "save"), (store.LexicalIndex, "save"),
-              (store, "_fsync_tree"), (store, "_fsync_dir"), (store.os, "mkdir"), (store.os, "rename"),
-              (store.os, "replace")]
+    POINTS: ClassVar = [(store, "_write_bytes"), (store, "_write_jsonl"), (store.np, "save"),
+                        (store.LexicalIndex, "save"), (store, "_fsync_tree"), (store, "_fsync_dir"),
+                        (store.os, "mkdir"), (store.os, "rename"), (store.os, "replace")]
 
     def __init__(self, monkeypatch, fail_at: int = -1, code: int = errno.ENOSPC) -> None:
         self.calls: list[str] = []
@@ -738,7 +738,8 @@ CORRUPTIONS = {
                                          r"field 'counts' is 'many', expected a dict"),
     "bm25 file deleted": (_bm25_file_deleted, IndexCorruptError, r"bm25/.*\.npy is missing"),
     "CURRENT not UTF-8": (_current_garbage, IndexCorruptError, r"CURRENT cannot be read"),
-    "CURRENT names a missing version": (_current_names_missing_version, IndexCorruptError, r"manifest\.json is missing"),
+    "CURRENT names a missing version": (_current_names_missing_version, IndexCorruptError,
+                                        r"manifest\.json is missing"),
     "version directory deleted": (_version_dir_deleted, IndexCorruptError, r"manifest\.json is missing"),
 }
 
@@ -821,7 +822,8 @@ def test_build_over_bad_article_files_names_each_one(tmp_path, capsys):
         "binary.txt": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
         "latin1.txt": "Caf\u00e9\n\nA caf\u00e9 in Homs.\n".encode("latin-1"),
         "huge.txt": b"Huge\n\n" + b"word " * 2000,
-        "furniture.txt": b"Footer\n\nCopyright \xc2\xa9 2024 Example News. All rights reserved.\n\neditor@example.com\n",
+        "furniture.txt": (b"Footer\n\nCopyright \xc2\xa9 2024 Example News. All rights reserved.\n\n"
+                          b"editor@example.com\n"),
     }
     for name, data in files.items():
         (source / name).write_bytes(data)
@@ -905,7 +907,7 @@ def test_bad_questions_get_a_clear_error_or_a_sensible_response(name, real_retri
     else:
         assert res.notice == ""
     assert len(res.answers) <= 3 and (res.answers or res.abstained)
-    for answer in res.answers:  # answers are spans of stored passages: nothing from the question leaks in
+    for answer in [*res.answers, *res.suggestions]:  # spans of stored passages: nothing of the question leaks in
         assert 0.0 <= answer.confidence <= 1.0
         for src in answer.sources:
             assert texts[src.passage_id] == src.passage_text and src.passage_text[src.start:src.end]

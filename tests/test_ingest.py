@@ -56,7 +56,9 @@ def test_normalise_line_endings_and_blank_lines() -> None:
 
 
 def test_normalise_is_idempotent_on_seeds() -> None:
-    for path in sorted(SEEDS.glob("*.txt")):
+    paths = sorted(SEEDS.glob("*.txt"))
+    assert paths, f"no seed articles in {SEEDS}"
+    for path in paths:
         once = normalise_text(path.read_text(encoding="utf-8"))
         assert normalise_text(once) == once
         assert "\u00a0" not in once and "  " not in once
@@ -102,7 +104,9 @@ def test_markdown_title_loses_hashes(tmp_path: Path) -> None:
 
 
 def test_seed_paragraph_offsets_point_into_text() -> None:
-    for path in sorted(SEEDS.glob("*.txt")):
+    paths = sorted(SEEDS.glob("*.txt"))
+    assert paths, f"no seed articles in {SEEDS}"
+    for path in paths:
         doc = read_article(path, path.name, DEFAULT_CONFIG)
         assert doc.paragraphs, path
         for para in doc.paragraphs:
@@ -206,11 +210,13 @@ def test_file_hashes_match_document_hashes(tmp_path: Path) -> None:
     doc = load_folder(tmp_path, DEFAULT_CONFIG).documents[0]
     assert hashes["a.txt"] == doc.sha256
     assert hashes["bad.txt"] == hashlib.sha256(b"\x00\x01").hexdigest()  # skipped files are hashed too
-    assert file_hashes(SEEDS, DEFAULT_CONFIG) == {d.doc_id: d.sha256 for d in load_folder(SEEDS, DEFAULT_CONFIG).documents}
+    seeds = load_folder(SEEDS, DEFAULT_CONFIG).documents
+    assert file_hashes(SEEDS, DEFAULT_CONFIG) == {d.doc_id: d.sha256 for d in seeds}
 
 
 def test_only_boilerplate_file_is_kept_without_content(tmp_path: Path) -> None:
-    _write(tmp_path, "f.txt", "Footer page\n\nCopyright © 2024 Example News. All rights reserved.\n\neditor@example.com\n")
+    _write(tmp_path, "f.txt",
+           "Footer page\n\nCopyright © 2024 Example News. All rights reserved.\n\neditor@example.com\n")
     (doc,) = load_folder(tmp_path, DEFAULT_CONFIG).documents
     assert doc.paragraphs and doc.content_paragraphs() == []
 

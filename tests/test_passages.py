@@ -67,6 +67,7 @@ def test_repeated_sentences_get_their_own_offsets() -> None:
 
 def test_spans_match_the_segmenter_on_seeds() -> None:
     """Our alignment reproduces pysbd's own sentences exactly on real text."""
+    assert _seeds(), f"no seed articles in {SEEDS}"
     for doc in _seeds().values():
         for para in doc.paragraphs:
             line = doc.text[para.start : para.end]
@@ -104,6 +105,7 @@ def test_seed_passages_are_near_the_target_size() -> None:
 
 
 def test_consecutive_passages_overlap_by_one_sentence() -> None:
+    checked = 0
     for doc_id, passages in _seed_passages().items():
         doc = _seeds()[doc_id]
         sentences = _sentences(doc)
@@ -113,10 +115,13 @@ def test_consecutive_passages_overlap_by_one_sentence() -> None:
                 continue  # different runs: a boilerplate paragraph separates them, no overlap
             shared = [s for s in sentences if b.start <= s[0] and s[1] <= a.end]
             assert len(shared) == 1, (doc_id, a.passage_id, between)
+            checked += 1
+    assert checked > 0, "no two consecutive passages of one run: nothing was checked"
 
 
 def test_no_seed_passage_contains_furniture() -> None:
     text = " ".join(p.text for ps in _seed_passages().values() for p in ps)
+    assert "Qusayr" in text  # the articles are there; their furniture must not be
     for furniture in ("per annum", "Recruitment", "sign up", "Copyright", "More on This Story", "browser",
                       "psands@", "Powered by", "Day In a Page", "Giorgio Armani", "Audi R8", "Hungary"):
         assert furniture not in text
@@ -200,7 +205,8 @@ def test_property_offsets_and_coverage(paragraphs: list[str], separators: list[s
     body = "".join(p + s for p, s in zip(paragraphs, separators, strict=False))
     doc = make_document("h", "T", body, "0" * 64, detect_boilerplate=False)
     doc = dataclasses.replace(
-        doc, paragraphs=tuple(dataclasses.replace(p, boilerplate=m) for p, m in zip(doc.paragraphs, marks, strict=False))
+        doc,
+        paragraphs=tuple(dataclasses.replace(p, boilerplate=m) for p, m in zip(doc.paragraphs, marks, strict=False)),
     )
     config = Config(passage_target_words=6, passage_max_words=9, passage_overlap_sentences=1)
     passages = split_passages(doc, config)

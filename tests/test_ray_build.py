@@ -19,7 +19,7 @@ from qa.reader import load_reader
 from qa.retrieve import Retriever
 
 REPO = Path(__file__).resolve().parent.parent
-DEV = REPO.parent / "shared" / "eval" / "seeds_qa_dev.jsonl"
+DEV = REPO / "eval" / "seeds_qa_dev.jsonl"
 
 
 @pytest.fixture(scope="module")

@@ -141,7 +141,9 @@ def load_examples(path: Path) -> list[dict]:
 
 
 _WORD = re.compile(r"\w+")
-_STOP = frozenset(["a", "an", "and", "are", "as", "at", "be", "by", "did", "do", "does", "for", "from", "had", "has", "have", "how", "in", "is", "it", "of", "on", "or", "the", "to", "was", "were", "what", "when", "where", "which", "who", "whom", "whose", "why", "with"])
+_STOP = frozenset(["a", "an", "and", "are", "as", "at", "be", "by", "did", "do", "does", "for", "from", "had", "has",
+                   "have", "how", "in", "is", "it", "of", "on", "or", "the", "to", "was", "were", "what", "when",
+                   "where", "which", "who", "whom", "whose", "why", "with"])
 
 
 def _overlap(question: str, paragraph: str) -> int:
