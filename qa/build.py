@@ -44,7 +44,7 @@ from qa import store as index_store
 from qa.config import DEFAULT_CONFIG, Config
 from qa.embed import PROGRESS_MIN_PASSAGES, Encoder, get_encoder, model_package_version, passage_input
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IngestError
-from qa.ingest import IngestResult, Skipped, file_hashes, load_corpus
+from qa.ingest import IngestResult, Skipped, article_suffixes, extractor_changes, file_hashes, load_corpus
 from qa.lexical import LexicalIndex
 from qa.passages import split_passages
 from qa.store import (
@@ -155,7 +155,7 @@ def build_index(
     if not corpus.documents:
         raise IngestError(
             f"No readable articles in {source} ({len(corpus.skipped)} skipped): "
-            "add UTF-8 text files (title on the first line) or pass another --seeds folder."
+            f"add article files ({', '.join(article_suffixes())}) or pass another --seeds folder."
         )
     _check_unique(corpus.documents)
     with index_lock(index_dir) as lock:
@@ -353,6 +353,7 @@ def _build_locked(
         previous is not None
         and not (report.added or report.changed or report.removed)
         and previous.manifest.get("skipped_files", {}) == skipped_files
+        and previous.manifest.get("extractors", {}) == corpus.extractors
     ):
         report.up_to_date, report.version = True, previous.version
         report.n_passages = len(previous.passages)
@@ -378,6 +379,7 @@ def _build_locked(
         build_seconds=time.perf_counter() - start,
         skipped_files=skipped_files,
         lock=lock,
+        extractors=corpus.extractors,
     )
     remove_resume_area(index_dir)
     return report
@@ -407,6 +409,9 @@ def index_status(source: str | Path, index_dir: str | Path, config: Config = DEF
     missing = _missing_files(version_dir, manifest)
     if missing:
         return IndexStatus(False, "the index is damaged: " + "; ".join(missing))
+    readers = extractor_changes(manifest.get("extractors", {}))
+    if readers:  # the same files may now read differently: the build re-reads them all
+        return IndexStatus(False, "; ".join(readers))
     hashes = _source_hashes(source, config)
     known = {**manifest.get("skipped_files", {}), **manifest.get("files", {})}
     added = sorted(set(hashes) - set(known))
