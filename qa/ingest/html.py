@@ -21,8 +21,9 @@ def read_html(raw: bytes) -> Extracted:
     except ImportError:
         raise Unreadable("reading web pages needs trafilatura: pip install trafilatura lxml_html_clean") from None
     try:
+        # Precision mode: a page of links and menus gives no text rather than its menus as text.
         page = trafilatura.bare_extraction(raw, with_metadata=True, include_comments=False, include_tables=True,
-                                           include_images=False, include_links=False)
+                                           include_images=False, include_links=False, favor_precision=True)
     except Exception as exc:  # noqa: BLE001 - lxml and trafilatura raise many kinds of errors on odd markup
         raise Unreadable(f"it cannot be parsed as a web page ({type(exc).__name__}: {exc})") from None
     text = (page.text or "") if page is not None else ""

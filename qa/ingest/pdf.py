@@ -51,13 +51,13 @@ def read_pdf(raw: bytes) -> Extracted:
         raise
     except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds of errors on damaged content streams
         raise Unreadable(f"it is damaged ({type(exc).__name__}: {exc}); re-export or re-download the PDF") from None
-    letters = sum(sum(ch.isalpha() for ch in text) for text in page_texts)
-    if letters < MIN_LETTERS_PER_PAGE * max(1, len(page_texts)):
-        raise Unreadable(
-            f"no text layer: run OCR first (e.g. `ocrmypdf in.pdf out.pdf`); its {len(page_texts)} page(s) hold "
-            f"{letters} letters of text, so it is a scan or holds images of text"
-        )
     pages = _strip_running_lines([text.split("\n") for text in page_texts])
+    letters = sum(ch.isalpha() for lines in pages for line in lines for ch in line)
+    if letters < MIN_LETTERS_PER_PAGE * len(pages):
+        raise Unreadable(
+            f"no text layer: run OCR first (e.g. `ocrmypdf in.pdf out.pdf`); its {len(pages)} page(s) hold "
+            f"{letters} letters of text besides headers and footers, so it is a scan or holds images of text"
+        )
     paragraphs = [_paragraphs(lines) for lines in pages]
     if not title:
         first = next((p for page in paragraphs for p in page), "")
@@ -65,6 +65,8 @@ def read_pdf(raw: bytes) -> Extracted:
     if paragraphs and paragraphs[0] and paragraphs[0][0].casefold() == normalise_line(title).casefold():
         paragraphs[0] = paragraphs[0][1:]  # the title printed as the first line
     text, starts = _join_pages(paragraphs)
+    if not text:
+        raise Unreadable("it holds only a title, no body text; add the PDF the article is in")
     if normalise_text(text) != text:  # never expected; offsets would not survive normalisation
         logger.warning("PDF text is not canonical after joining: page numbers are dropped for this file")
         return Extracted(title, normalise_text(text))
