@@ -4,9 +4,14 @@ by headless Chromium, Word files written by python-docx. Shared by the tests and
 from __future__ import annotations
 
 import html
+import io
+import random
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
+
+from qa.ingest import docx as docx_reader
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
@@ -118,3 +123,66 @@ def write_docx(path: Path, title: str, paragraphs: list[str], *, heading_every: 
         document.core_properties.author = author
     document.save(str(path))
     return path
+
+
+# --- bad files ------------------------------------------------------------------------------
+
+
+def docx_bytes(tmp_path: Path, extra: dict[str, bytes] | None = None) -> bytes:
+    title, paragraphs = seed("000")
+    path = write_docx(tmp_path / "base.docx", title, paragraphs)
+    if extra:
+        with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, data in extra.items():
+                archive.writestr(name, data)
+    return path.read_bytes()
+
+
+def scanned_pdf() -> bytes:
+    """A scan: pages that are pictures of text, as a scanner writes them (Pillow), with no text layer."""
+    from PIL import Image, ImageDraw
+
+    pages = []
+    for n in range(2):
+        image = Image.new("L", (850, 1100), 255)
+        draw = ImageDraw.Draw(image)
+        for i in range(30):
+            draw.text((60, 60 + 32 * i), f"Page {n + 1}, line {i + 1}: Qusayr lies near the Lebanese border.", fill=0)
+        pages.append(image)
+    out = io.BytesIO()
+    pages[0].save(out, "PDF", save_all=True, append_images=pages[1:], resolution=100)
+    return out.getvalue()
+
+
+def encrypted_pdf(pdf: Path, user_password: str) -> bytes:
+    import pypdf
+
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(pdf))
+    writer.encrypt(user_password=user_password, owner_password="owner-secret", algorithm="RC4-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def bad_files(tmp_path: Path, pdf: Path) -> dict[str, tuple[bytes, str]]:
+    """{file name: (bytes, the reason it must be skipped with)}: every kind of bad file."""
+    raw_pdf = pdf.read_bytes()
+    rng = random.Random(0)
+    return {
+        "encrypted.pdf": (encrypted_pdf(pdf, "reader-secret"), "it is encrypted (a password is needed"),
+        "scanned.pdf": (scanned_pdf(), "no text layer: run OCR first"),
+        "truncated.pdf": (raw_pdf[: len(raw_pdf) // 2], "it is truncated"),
+        "corrupt.pdf": (b"%PDF-1.7\n" + bytes(range(256)) * 40 + b"\n%%EOF\n", "it is damaged"),
+        "truncated.docx": (docx_bytes(tmp_path)[:20_000], "it is truncated or damaged"),
+        "ratio-bomb.docx": (docx_bytes(tmp_path, {"word/media/fill.bin": bytes(30_000_000)}),
+                            f"more than the limit of {docx_reader.MAX_RATIO} for Word files (a zip bomb?)"),
+        "size-bomb.docx": (docx_bytes(tmp_path, {"word/media/noise.bin": rng.randbytes(2_000_000),
+                                                  "word/media/fill.bin": bytes(99_000_000)}),
+                           f"more than the {docx_reader.MAX_UNPACKED_BYTES:,}-byte limit for Word files"),
+        "menu.html": (("<html><head><title>Sections</title></head><body><nav><ul>"
+                       + "".join(f'<li><a href="/s{i}">Section {i}</a></li>' for i in range(30))
+                       + "</ul></nav></body></html>").encode(), "no main text found"),
+        "notes.odt": (b"PK\x03\x04 an OpenDocument file", "unsupported format (.odt files)"),
+        "README": (b"Read me first.\n", "unsupported format (files without a suffix)"),
+        "corpus.jsonl": (b'{"id": "a", "text": "A record."}\n', "a .jsonl corpus is read on its own"),
+    }

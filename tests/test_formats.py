@@ -5,15 +5,24 @@ reason or refused when strict."""
 from __future__ import annotations
 
 import dataclasses
-import io
-import random
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
-from realdocs import FURNITURE, chromium, news_page, print_page, print_pdf, seed, write_docx
+from realdocs import (
+    FURNITURE,
+    bad_files,
+    chromium,
+    docx_bytes,
+    encrypted_pdf,
+    news_page,
+    print_page,
+    print_pdf,
+    scanned_pdf,
+    seed,
+    write_docx,
+)
 
 from qa.config import DEFAULT_CONFIG, Config
 from qa.errors import IngestError
@@ -181,66 +190,6 @@ def test_docx_title_from_properties_when_it_starts_with_text(tmp_path: Path) -> 
 # --- bad files: one of each kind -----------------------------------------------------------------
 
 
-def _docx_bytes(tmp_path: Path, extra: dict[str, bytes] | None = None) -> bytes:
-    title, paragraphs = seed("000")
-    path = write_docx(tmp_path / "base.docx", title, paragraphs)
-    if extra:
-        with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
-            for name, data in extra.items():
-                archive.writestr(name, data)
-    return path.read_bytes()
-
-
-def _scanned_pdf() -> bytes:
-    """A scan: pages that are pictures of text, as a scanner writes them (Pillow), with no text layer."""
-    from PIL import Image, ImageDraw
-
-    pages = []
-    for n in range(2):
-        image = Image.new("L", (850, 1100), 255)
-        draw = ImageDraw.Draw(image)
-        for i in range(30):
-            draw.text((60, 60 + 32 * i), f"Page {n + 1}, line {i + 1}: Qusayr lies near the Lebanese border.", fill=0)
-        pages.append(image)
-    out = io.BytesIO()
-    pages[0].save(out, "PDF", save_all=True, append_images=pages[1:], resolution=100)
-    return out.getvalue()
-
-
-def _encrypted_pdf(pdf: Path, user_password: str) -> bytes:
-    import pypdf
-
-    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(pdf))
-    writer.encrypt(user_password=user_password, owner_password="owner-secret", algorithm="RC4-128")
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-def bad_files(tmp_path: Path, pdf: Path) -> dict[str, tuple[bytes, str]]:
-    """{file name: (bytes, the reason it must be skipped with)}: every kind of bad file."""
-    raw_pdf = pdf.read_bytes()
-    rng = random.Random(0)
-    return {
-        "encrypted.pdf": (_encrypted_pdf(pdf, "reader-secret"), "it is encrypted (a password is needed"),
-        "scanned.pdf": (_scanned_pdf(), "no text layer: run OCR first"),
-        "truncated.pdf": (raw_pdf[: len(raw_pdf) // 2], "it is truncated"),
-        "corrupt.pdf": (b"%PDF-1.7\n" + bytes(range(256)) * 40 + b"\n%%EOF\n", "it is damaged"),
-        "truncated.docx": (_docx_bytes(tmp_path)[:20_000], "it is truncated or damaged"),
-        "ratio-bomb.docx": (_docx_bytes(tmp_path, {"word/media/fill.bin": bytes(30_000_000)}),
-                            f"more than the limit of {docx_reader.MAX_RATIO} for Word files (a zip bomb?)"),
-        "size-bomb.docx": (_docx_bytes(tmp_path, {"word/media/noise.bin": rng.randbytes(2_000_000),
-                                                  "word/media/fill.bin": bytes(99_000_000)}),
-                           f"more than the {docx_reader.MAX_UNPACKED_BYTES:,}-byte limit for Word files"),
-        "menu.html": (("<html><head><title>Sections</title></head><body><nav><ul>"
-                       + "".join(f'<li><a href="/s{i}">Section {i}</a></li>' for i in range(30))
-                       + "</ul></nav></body></html>").encode(), "no main text found"),
-        "notes.odt": (b"PK\x03\x04 an OpenDocument file", "unsupported format (.odt files)"),
-        "README": (b"Read me first.\n", "unsupported format (files without a suffix)"),
-        "corpus.jsonl": (b'{"id": "a", "text": "A record."}\n', "a .jsonl corpus is read on its own"),
-    }
-
-
 @pytest.mark.slow
 def test_every_bad_file_kind_is_skipped_with_its_reason_or_refused_when_strict(tmp_path, printed) -> None:
     folder = tmp_path / "articles"
@@ -269,7 +218,7 @@ def test_every_bad_file_kind_is_skipped_with_its_reason_or_refused_when_strict(t
 @pytest.mark.slow
 def test_a_pdf_protected_only_against_editing_is_read(tmp_path, printed) -> None:
     path = tmp_path / "owner-only.pdf"
-    path.write_bytes(_encrypted_pdf(printed["two_pages"], ""))
+    path.write_bytes(encrypted_pdf(printed["two_pages"], ""))
     assert read_article(path, path.name, DEFAULT_CONFIG).text == read_article(
         printed["two_pages"], "two.pdf", DEFAULT_CONFIG).text
 
@@ -304,7 +253,7 @@ def test_check_upload_reads_each_format_and_checks_utf8_only_for_text(tmp_path: 
     assert check_upload("a.txt", (title + "\n\n" + paragraphs[2]).encode(), DEFAULT_CONFIG).title == title
     page = news_page(title, paragraphs).replace('charset="utf-8"', 'charset="latin-1"')
     assert check_upload("a.html", page.encode("latin-1", "replace"), DEFAULT_CONFIG).title == title
-    assert check_upload("a.docx", _docx_bytes(tmp_path), DEFAULT_CONFIG).title == title
+    assert check_upload("a.docx", docx_bytes(tmp_path), DEFAULT_CONFIG).title == title
     with pytest.raises(IngestError, match=r"Cannot add a\.txt: not valid UTF-8"):
         check_upload("a.txt", (title + "\n\nCafé.").encode("latin-1"), DEFAULT_CONFIG)
     with pytest.raises(IngestError, match=r"Cannot add a\.docx: it is truncated or damaged"):
@@ -316,6 +265,6 @@ def test_check_upload_reads_each_format_and_checks_utf8_only_for_text(tmp_path: 
 
 
 @needs_chromium
-def test_check_upload_refuses_a_scanned_pdf() -> None:
+def test_check_upload_refuses_ascanned_pdf() -> None:
     with pytest.raises(IngestError, match=r"Cannot add scan\.pdf: no text layer: run OCR first"):
-        check_upload("scan.pdf", _scanned_pdf(), DEFAULT_CONFIG)
+        check_upload("scan.pdf", scanned_pdf(), DEFAULT_CONFIG)
