@@ -6,7 +6,10 @@ in the manifest, and `qa build --strict` on every kind of bad file."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -161,3 +164,16 @@ def test_strict_build_fails_on_each_bad_file_and_keeps_the_index(built, tmp_path
     for name, (_, reason) in bad.items():
         assert f"skipped {name}: " in out.err and reason in out.err
     assert "3 documents" in out.out and f"{len(bad)} skipped" in out.out
+
+
+def test_extract_speed_bench_runs_on_a_tiny_slice(tmp_path) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(repo)}
+    proc = subprocess.run([sys.executable, "bench/extract_speed.py", "--per-format", "3", "--build-per-format", "1",
+                           "--out", str(tmp_path)], cwd=repo, env=env, capture_output=True, text=True, timeout=900,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "extract_speed.json").read_text())
+    assert [r["format"] for r in results["formats"]] == ["txt", "html", "pdf", "docx"]
+    assert results["formats"][2]["pages"] >= 3 and results["build"]["documents"] == 4
+    assert "| pdf | 3 |" in (tmp_path / "extract_speed.md").read_text()
