@@ -44,7 +44,15 @@ from qa import store as index_store
 from qa.config import DEFAULT_CONFIG, Config
 from qa.embed import PROGRESS_MIN_PASSAGES, Encoder, get_encoder, model_package_version, passage_input
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IngestError
-from qa.ingest import IngestResult, Skipped, article_suffixes, extractor_changes, file_hashes, load_corpus
+from qa.ingest import (
+    IngestResult,
+    Reuse,
+    Skipped,
+    article_suffixes,
+    extractor_changes,
+    file_hashes,
+    load_corpus,
+)
 from qa.lexical import LexicalIndex
 from qa.passages import split_passages
 from qa.store import (
@@ -151,7 +159,10 @@ def build_index(
         engine = RayEngine(address=ray_address)
     if engine != "local" and not hasattr(engine, "session"):
         raise ValueError(f"engine must be one of {ENGINES} or a qa.distributed.RayEngine, got {engine!r}.")
-    corpus = load_corpus(source, config)  # reads only the source: no lock needed yet
+    # Both only read (an index is read without the lock, as `qa ask` does): the lock is taken to write. PDF,
+    # Word and HTML files unchanged since the previous index are not read again: their extraction is reused.
+    previous = _previous_index(index_dir, config)
+    corpus = load_corpus(source, config, _reuse(previous))
     if not corpus.documents:
         raise IngestError(
             f"No readable articles in {source} ({len(corpus.skipped)} skipped): "
@@ -161,7 +172,7 @@ def build_index(
     with index_lock(index_dir) as lock:
         clean_stale(index_dir)  # safe: no other build can be writing here while we hold the lock
         with _engine_session(engine, index_dir, config, encoder, progress) as embed:
-            report = _build_locked(source, index_dir, corpus, config, embed, lock, start)
+            report = _build_locked(source, index_dir, corpus, previous, config, embed, lock, start)
     report.seconds = time.perf_counter() - start
     logger.info("Built %s: %s", index_dir, report.summary())
     return report
@@ -328,6 +339,7 @@ def _build_locked(
     source: Path,
     index_dir: Path,
     corpus: IngestResult,
+    previous: IndexStore | None,
     config: Config,
     embed: SplitAndEmbed,
     lock: IndexLock,
@@ -335,7 +347,6 @@ def _build_locked(
 ) -> BuildReport:
     documents = corpus.documents
     skipped_files = _skipped_hashes(source, config, documents)
-    previous = _previous_index(index_dir, config)
     old_docs = previous.documents if previous else {}
 
     report = BuildReport(skipped=list(corpus.skipped), n_documents=len(documents))
@@ -447,6 +458,14 @@ def _previous_index(index_dir: Path, config: Config) -> IndexStore | None:
                        stored, installed)
         return None
     return store
+
+
+def _reuse(previous: IndexStore | None) -> Reuse | None:
+    """The previous index's documents, whose extraction ingest may take over for unchanged files."""
+    if previous is None:
+        return None
+    extractors = previous.manifest.get("extractors")
+    return Reuse(previous.documents, extractors if isinstance(extractors, dict) else {})
 
 
 def _passages_and_vectors(

@@ -28,6 +28,7 @@ from qa.config import DEFAULT_CONFIG, Config
 from qa.errors import IngestError
 from qa.ingest import (
     FORMATS,
+    Reuse,
     article_suffixes,
     check_upload,
     file_hashes,
@@ -78,7 +79,7 @@ def test_registry_maps_each_suffix_to_one_format() -> None:
     assert format_for("A/B/report.PDF").name == "pdf" and format_for("page.htm").name == "html"
     assert format_for("notes.odt") is None and format_for("README") is None
     assert format_for("corpus.jsonl").read is None  # a corpus, not an article
-    assert format_for("x.pdf").extractor() == f"pypdf {registry._version('pypdf')}"
+    assert format_for("x.pdf").extractor() == f"pypdf {registry._version('pypdf')}, qa reader 1"
     assert format_for("x.txt").extractor() == "qa"
 
 
@@ -268,3 +269,22 @@ def test_check_upload_reads_each_format_and_checks_utf8_only_for_text(tmp_path: 
 def test_check_upload_refuses_ascanned_pdf() -> None:
     with pytest.raises(IngestError, match=r"Cannot add scan\.pdf: no text layer: run OCR first"):
         check_upload("scan.pdf", scanned_pdf(), DEFAULT_CONFIG)
+
+
+# --- reuse of a previous index's extractions -----------------------------------------------------
+
+
+def test_builds_reuse_the_extraction_of_unchanged_files_read_by_the_same_reader(tmp_path: Path) -> None:
+    title, paragraphs = seed("004")
+    (tmp_path / "a.html").write_text(news_page(title, paragraphs), encoding="utf-8")
+    write_docx(tmp_path / "b.docx", title, paragraphs)
+    (tmp_path / "c.txt").write_text(title + "\n\n" + "\n\n".join(paragraphs), encoding="utf-8")
+    first = load_folder(tmp_path, DEFAULT_CONFIG)
+    assert first.reused == [] and set(first.extractors) == {"html", "docx", "text"}
+    reuse = Reuse({d.doc_id: d for d in first.documents}, first.extractors)
+    again = load_folder(tmp_path, DEFAULT_CONFIG, reuse)
+    assert again.reused == ["a.html", "b.docx"] and again.documents == first.documents  # .txt: always read
+    write_docx(tmp_path / "b.docx", title, paragraphs[:5])  # changed: read again
+    assert load_folder(tmp_path, DEFAULT_CONFIG, reuse).reused == ["a.html"]
+    other = Reuse(reuse.documents, {**first.extractors, "html": "trafilatura 1.0.0, qa reader 1"})
+    assert load_folder(tmp_path, DEFAULT_CONFIG, other).reused == []  # another reader: read again

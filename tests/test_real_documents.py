@@ -5,6 +5,7 @@ in the manifest, and `qa build --strict` on every kind of bad file."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ from qa import store
 from qa.build import build_index, index_status
 from qa.cli import main
 from qa.config import DEFAULT_CONFIG
-from qa.ingest import FORMATS
+from qa.ingest import FORMATS, registry
 from qa.retrieve import Retriever
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(chromium() is None, reason="needs chromium")]
@@ -104,16 +105,31 @@ def test_teasers_and_footer_are_never_answered_from(retriever, question) -> None
     assert not any(f[:30] in p.text for p in retriever.store.passages for f in furniture)
 
 
-def test_a_changed_pdf_is_reembedded_and_an_unchanged_one_is_not(built, tmp_path, encoder) -> None:
+@pytest.fixture
+def reads(monkeypatch) -> list[str]:
+    """The formats of the files that builds really read (not reused from the previous index), in order."""
+    seen: list[str] = []
+    for suffix, fmt in list(registry._BY_SUFFIX.items()):
+        if fmt.read is not None:
+            def read(raw, _fmt=fmt):
+                seen.append(_fmt.name)
+                return _fmt.read(raw)
+
+            monkeypatch.setitem(registry._BY_SUFFIX, suffix, dataclasses.replace(fmt, read=read))
+    return seen
+
+
+def test_a_changed_pdf_is_reread_and_reembedded_and_unchanged_files_are_not(built, tmp_path, encoder, reads) -> None:
     folder, index_dir = built
     copy, index_copy = tmp_path / "articles", tmp_path / "index"
     shutil.copytree(folder, copy)
     shutil.copytree(index_dir, index_copy)
     again = build_index(copy, index_copy, DEFAULT_CONFIG, progress=False, encoder=encoder)
-    assert again.up_to_date and again.passages_embedded == 0
+    assert again.up_to_date and again.passages_embedded == 0 and reads == []  # nothing read again
     _print_seed_pdf(copy / "after-qusayr.pdf", tmp_path / "work", countries="120")
     assert index_status(copy, index_copy).changed == ["after-qusayr.pdf"]
     report = build_index(copy, index_copy, DEFAULT_CONFIG, progress=False, encoder=encoder)
+    assert reads == ["pdf"]
     assert report.changed == ["after-qusayr.pdf"] and sorted(report.unchanged) == ["aleppo.docx", "inside-syria.html"]
     loaded = store.load_index(index_copy, DEFAULT_CONFIG)
     assert report.passages_embedded == len(loaded.rows_of("after-qusayr.pdf"))
@@ -121,7 +137,7 @@ def test_a_changed_pdf_is_reembedded_and_an_unchanged_one_is_not(built, tmp_path
     assert "120" in best.text and best.sources[0].page == 2
 
 
-def test_an_index_read_by_other_reader_versions_is_stale_and_rebuilt(built, tmp_path, encoder) -> None:
+def test_an_index_read_by_other_reader_versions_is_stale_and_rebuilt(built, tmp_path, encoder, reads) -> None:
     folder, index_dir = built
     index_copy = tmp_path / "index"
     shutil.copytree(index_dir, index_copy)
@@ -134,7 +150,8 @@ def test_an_index_read_by_other_reader_versions_is_stale_and_rebuilt(built, tmp_
     status = index_status(folder, index_copy)
     assert not status.current and f"pdf files were read with pypdf 3.0.0, this qa uses {installed['pdf']}" in status.reason
     report = build_index(folder, index_copy, DEFAULT_CONFIG, progress=False, encoder=encoder)
-    assert not report.up_to_date and report.passages_embedded == 0  # re-read; the same text is not re-embedded
+    assert reads == ["pdf"]  # read again by the installed reader; the others are reused
+    assert not report.up_to_date and report.passages_embedded == 0  # the same text is not re-embedded
     assert index_status(folder, index_copy).current
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from qa.boilerplate import classify_paragraphs
@@ -42,8 +43,22 @@ class Skipped:
 class IngestResult:
     documents: list[Document] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
-    # Reader of each format the documents came from, as recorded in the index manifest: {"pdf": "pypdf 7.1.1"}.
+    # Reader of each format the documents came from, as recorded in the index manifest.
     extractors: dict[str, str] = field(default_factory=dict)
+    reused: list[str] = field(default_factory=list)  # doc_ids whose extraction was taken from Reuse (not re-read)
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """What a previous index already extracted, for a build to take over instead of reading files again.
+
+    A file's extraction is reused when its bytes hash the same as the stored document's and its format's
+    reader (``Format.extractor()``) is the one recorded; boilerplate is marked again, so rule changes apply.
+    Only formats read by a library (PDF, Word, web pages) are reused: text files cost less to read than to look up.
+    """
+
+    documents: Mapping[str, Document]  # by doc_id (the index's lazy DocumentTable will do)
+    extractors: Mapping[str, str]  # {format: reader} as recorded in the index manifest
 
 
 @dataclass(frozen=True)
@@ -129,3 +144,8 @@ def from_extracted(doc_id: str, extracted: Extracted, sha256: str) -> Document:
     """The Document of one article file read by its format's reader."""
     return make_document(doc_id, extracted.title, extracted.text, sha256, pages=extracted.pages,
                          author=extracted.author, date=extracted.date)
+
+
+def extracted_of(doc: Document) -> Extracted:
+    """What the reader had extracted for ``doc`` (its text is canonical already), to be marked again."""
+    return Extracted(doc.title, doc.text, doc.pages, doc.author, doc.date)

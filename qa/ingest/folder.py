@@ -22,8 +22,16 @@ from pathlib import Path
 
 from qa.config import Config
 from qa.errors import IngestError
-from qa.ingest.documents import IngestResult, Skipped, Unreadable, valid_utf8
-from qa.ingest.registry import FORMATS, Format, article_suffixes, format_for, read_file_bytes, unsupported
+from qa.ingest.documents import IngestResult, Reuse, Skipped, Unreadable, valid_utf8
+from qa.ingest.registry import (
+    FORMATS,
+    Format,
+    article_suffixes,
+    format_for,
+    read_file_bytes,
+    reusable,
+    unsupported,
+)
 from qa.types import Document
 
 logger = logging.getLogger(__name__)
@@ -37,11 +45,11 @@ def read_article(path: str | Path, doc_id: str, config: Config) -> Document:
         raise IngestError(f"Cannot ingest {path}: {exc}") from None
 
 
-def _read_article(path: Path, doc_id: str, config: Config) -> Document:
+def _read_article(path: Path, doc_id: str, config: Config, reuse: Reuse | None = None) -> Document:
     fmt = format_for(path)
     if fmt is None or fmt.read is None:
         raise Unreadable(unsupported(path.name))
-    return read_file_bytes(fmt, _read_bytes(path, fmt, config), doc_id, config)
+    return read_file_bytes(fmt, _read_bytes(path, fmt, config), doc_id, config, reuse)
 
 
 def _read_bytes(path: Path, fmt: Format, config: Config) -> bytes:
@@ -61,8 +69,11 @@ def _read_bytes(path: Path, fmt: Format, config: Config) -> bytes:
     return raw
 
 
-def load_folder(folder: str | Path, config: Config) -> IngestResult:
-    """Every article file under ``folder`` (recursively, sorted); doc_id is the POSIX relative path."""
+def load_folder(folder: str | Path, config: Config, reuse: Reuse | None = None) -> IngestResult:
+    """Every article file under ``folder`` (recursively, sorted); doc_id is the POSIX relative path.
+
+    ``reuse`` (a previous index's documents) spares reading unchanged PDF, Word and HTML files again.
+    """
     root = Path(folder)
     if not root.is_dir():
         raise IngestError(f"{root} is not a folder: pass the folder that holds the article files.")
@@ -73,7 +84,7 @@ def load_folder(folder: str | Path, config: Config) -> IngestResult:
             result.skipped.append(Skipped(doc_id, problem))
             continue
         try:
-            doc = _read_article(path, doc_id, config)
+            doc = _read_article(path, doc_id, config, reuse)
         except Unreadable as exc:
             if config.strict:
                 raise IngestError(f"Cannot ingest {path}: {exc}") from None
@@ -83,8 +94,10 @@ def load_folder(folder: str | Path, config: Config) -> IngestResult:
         if doc.paragraphs and not doc.content_paragraphs():
             logger.info("%s: every paragraph looks like site furniture; it will yield no passages", doc_id)
         result.documents.append(doc)
-        fmt = format_for(path)
-        result.extractors.setdefault(fmt.name, fmt.extractor())  # type: ignore[union-attr]
+        fmt: Format = format_for(path)  # type: ignore[assignment]  # read, so its format is known
+        result.extractors.setdefault(fmt.name, fmt.extractor())
+        if reusable(fmt, reuse, doc_id, doc.sha256) is not None:
+            result.reused.append(doc_id)
     return result
 
 
@@ -165,11 +178,11 @@ def _outside(path: Path, root: Path) -> str:
     return f"symlink to {path.resolve()}, outside {root}; not followed (copy the file in instead)"
 
 
-def load_corpus(path: str | Path, config: Config) -> IngestResult:
+def load_corpus(path: str | Path, config: Config, reuse: Reuse | None = None) -> IngestResult:
     """A folder of articles, or a corpus file of a format that holds many records (``.jsonl``)."""
     path = Path(path)
     if path.is_dir():
-        return load_folder(path, config)
+        return load_folder(path, config, reuse)
     fmt = format_for(path)
     if path.is_file() and fmt is not None and fmt.load is not None:
         result = fmt.load(path, config)

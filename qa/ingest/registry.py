@@ -17,7 +17,7 @@ from pathlib import Path
 from qa.config import Config
 from qa.errors import IngestError
 from qa.ingest import docx, html, pdf, text
-from qa.ingest.documents import Extracted, IngestResult, Unreadable, from_extracted
+from qa.ingest.documents import Extracted, IngestResult, Reuse, Unreadable, extracted_of, from_extracted
 from qa.ingest.jsonl import load_jsonl
 from qa.types import Document
 
@@ -37,13 +37,20 @@ class Format:
     read: Callable[[bytes], Extracted] | None = None  # one article per file
     load: Callable[[Path, Config], IngestResult] | None = None  # a corpus: many records per file (JSONL)
     utf8: bool = False  # plain UTF-8 text (uploads are checked as such); the others carry their own encoding
+    # qa's side of the reader: bump it when a change to the reader module changes what it extracts, so
+    # indexes whose files it read are re-read (builds reuse the extraction of unchanged files: Reuse).
+    revision: int = 1
 
     def limit(self, config: Config) -> int:
         return config.max_file_bytes if self.max_bytes is None else self.max_bytes
 
     def extractor(self) -> str:
-        """What reads this format, as recorded in the manifest: "pypdf 7.1.1", or "qa" for qa's own code."""
-        return f"{self.library} {_version(self.library)}" if self.library else "qa"
+        """What reads this format, as recorded in the manifest: "pypdf 7.1.1, qa reader 1", or "qa" for text."""
+        return f"{self.library} {_version(self.library)}, qa reader {self.revision}" if self.library else "qa"
+
+    def reuses(self, reuse: Reuse) -> bool:
+        """Whether a build may take this format's extractions over from ``reuse`` (same reader, costly to read)."""
+        return bool(self.library) and reuse.extractors.get(self.name) == self.extractor()
 
     def too_large(self, size: int, config: Config) -> str:
         """The skip reason of a file of ``size`` bytes over the limit."""
@@ -86,13 +93,26 @@ def unsupported(name: str) -> str:
     return f"unsupported format ({what}); qa reads {', '.join(article_suffixes())}"
 
 
-def read_file_bytes(fmt: Format, raw: bytes, doc_id: str, config: Config) -> Document:
-    """The Document of one article file's bytes; Unreadable (a reason that says what to do) if it has none."""
+def read_file_bytes(fmt: Format, raw: bytes, doc_id: str, config: Config, reuse: Reuse | None = None) -> Document:
+    """The Document of one article file's bytes; Unreadable (a reason that says what to do) if it has none.
+
+    With ``reuse``, a file whose bytes and reader are those of the stored document is not read again.
+    """
     if fmt.read is None:
         raise Unreadable(unsupported(doc_id))
     if len(raw) > fmt.limit(config):
         raise Unreadable(fmt.too_large(len(raw), config))
-    return from_extracted(doc_id, fmt.read(raw), hashlib.sha256(raw).hexdigest())
+    sha256 = hashlib.sha256(raw).hexdigest()
+    stored = reusable(fmt, reuse, doc_id, sha256)
+    return from_extracted(doc_id, extracted_of(stored) if stored else fmt.read(raw), sha256)
+
+
+def reusable(fmt: Format, reuse: Reuse | None, doc_id: str, sha256: str) -> Document | None:
+    """The stored document whose extraction a build takes over for this file, if any (see Reuse)."""
+    if reuse is None or not fmt.reuses(reuse) or doc_id not in reuse.documents:
+        return None
+    stored = reuse.documents[doc_id]
+    return stored if stored.sha256 == sha256 else None
 
 
 def check_upload(name: str, data: bytes, config: Config) -> Document:
