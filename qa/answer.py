@@ -136,7 +136,7 @@ class _Group:
 def _source(hit: Hit, span: Span) -> Source:
     p = hit.passage
     return Source(p.doc_id, p.title, p.passage_id, p.text, span.start, span.end,
-                  p.start + span.start, p.start + span.end)
+                  p.start + span.start, p.start + span.end, p.page_at(p.start + span.start))
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,15 @@ from qa import store as index_store
 from qa.config import DEFAULT_CONFIG, Config
 from qa.embed import PROGRESS_MIN_PASSAGES, Encoder, get_encoder, model_package_version, passage_input
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IngestError
-from qa.ingest import IngestResult, Skipped, file_hashes, load_corpus
+from qa.ingest import (
+    IngestResult,
+    Reuse,
+    Skipped,
+    article_suffixes,
+    extractor_changes,
+    file_hashes,
+    load_corpus,
+)
 from qa.lexical import LexicalIndex
 from qa.passages import split_passages
 from qa.store import (
@@ -151,17 +159,20 @@ def build_index(
         engine = RayEngine(address=ray_address)
     if engine != "local" and not hasattr(engine, "session"):
         raise ValueError(f"engine must be one of {ENGINES} or a qa.distributed.RayEngine, got {engine!r}.")
-    corpus = load_corpus(source, config)  # reads only the source: no lock needed yet
+    # Both only read (an index is read without the lock, as `qa ask` does): the lock is taken to write. PDF,
+    # Word and HTML files unchanged since the previous index are not read again: their extraction is reused.
+    previous = _previous_index(index_dir, config)
+    corpus = load_corpus(source, config, _reuse(previous))
     if not corpus.documents:
         raise IngestError(
             f"No readable articles in {source} ({len(corpus.skipped)} skipped): "
-            "add UTF-8 text files (title on the first line) or pass another --seeds folder."
+            f"add article files ({', '.join(article_suffixes())}) or pass another --seeds folder."
         )
     _check_unique(corpus.documents)
     with index_lock(index_dir) as lock:
         clean_stale(index_dir)  # safe: no other build can be writing here while we hold the lock
         with _engine_session(engine, index_dir, config, encoder, progress) as embed:
-            report = _build_locked(source, index_dir, corpus, config, embed, lock, start)
+            report = _build_locked(source, index_dir, corpus, previous, config, embed, lock, start)
     report.seconds = time.perf_counter() - start
     logger.info("Built %s: %s", index_dir, report.summary())
     return report
@@ -328,6 +339,7 @@ def _build_locked(
     source: Path,
     index_dir: Path,
     corpus: IngestResult,
+    previous: IndexStore | None,
     config: Config,
     embed: SplitAndEmbed,
     lock: IndexLock,
@@ -335,7 +347,6 @@ def _build_locked(
 ) -> BuildReport:
     documents = corpus.documents
     skipped_files = _skipped_hashes(source, config, documents)
-    previous = _previous_index(index_dir, config)
     old_docs = previous.documents if previous else {}
 
     report = BuildReport(skipped=list(corpus.skipped), n_documents=len(documents))
@@ -353,6 +364,7 @@ def _build_locked(
         previous is not None
         and not (report.added or report.changed or report.removed)
         and previous.manifest.get("skipped_files", {}) == skipped_files
+        and previous.manifest.get("extractors", {}) == corpus.extractors
     ):
         report.up_to_date, report.version = True, previous.version
         report.n_passages = len(previous.passages)
@@ -378,6 +390,7 @@ def _build_locked(
         build_seconds=time.perf_counter() - start,
         skipped_files=skipped_files,
         lock=lock,
+        extractors=corpus.extractors,
     )
     remove_resume_area(index_dir)
     return report
@@ -407,6 +420,9 @@ def index_status(source: str | Path, index_dir: str | Path, config: Config = DEF
     missing = _missing_files(version_dir, manifest)
     if missing:
         return IndexStatus(False, "the index is damaged: " + "; ".join(missing))
+    readers = extractor_changes(manifest.get("extractors", {}))
+    if readers:  # the same files may now read differently: the build re-reads them all
+        return IndexStatus(False, "; ".join(readers))
     hashes = _source_hashes(source, config)
     known = {**manifest.get("skipped_files", {}), **manifest.get("files", {})}
     added = sorted(set(hashes) - set(known))
@@ -442,6 +458,14 @@ def _previous_index(index_dir: Path, config: Config) -> IndexStore | None:
                        stored, installed)
         return None
     return store
+
+
+def _reuse(previous: IndexStore | None) -> Reuse | None:
+    """The previous index's documents, whose extraction ingest may take over for unchanged files."""
+    if previous is None:
+        return None
+    extractors = previous.manifest.get("extractors")
+    return Reuse(previous.documents, extractors if isinstance(extractors, dict) else {})
 
 
 def _passages_and_vectors(

@@ -51,11 +51,13 @@ def parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="build or update the index from the article files",
                        description="Build the index incrementally: only added or changed files are embedded.")
-    b.add_argument("--seeds", default="seeds", help="articles folder (.txt/.md) or a .jsonl corpus (default: seeds)")
+    b.add_argument("--seeds", default="seeds",
+                   help="articles folder (.txt .md .html .pdf .docx) or a .jsonl corpus (default: seeds)")
     b.add_argument("--index", default="index", help="index directory (default: index)")
     b.add_argument("--strict", action="store_true", default=None,
                    help="fail on an unreadable file instead of skipping it")
-    b.add_argument("--max-file-bytes", type=int, help=f"skip larger files ({DEFAULT_CONFIG.max_file_bytes})")
+    b.add_argument("--max-file-bytes", type=int,
+                   help=f"skip larger .txt/.md files ({DEFAULT_CONFIG.max_file_bytes}; other formats: see README)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="where passages are split and embedded: this process, or a Ray cluster (default: local)")
@@ -137,7 +139,8 @@ def _print_response(res, as_json: bool) -> None:
         flag = "  [conflicts]" if ans.conflicts_with else ""
         print(f"{i}. {one_line(ans.text)}  (confidence {ans.confidence:.2f}){flag}")
         for src in ans.sources:
-            print(f"     {one_line(src.title)} — {src.doc_id} [{src.doc_start}:{src.doc_end}]")
+            page = f", p. {src.page}" if src.page else ""
+            print(f"     {one_line(src.title)} — {src.doc_id}{page} [{src.doc_start}:{src.doc_end}]")
     print(f"({res.timings_ms.get('total', 0):.0f} ms)")
 
 

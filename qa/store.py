@@ -5,7 +5,7 @@ Layout::
     index_dir/
       CURRENT                  one line: the name of the live version directory
       v-<UTC time>-<random>/   one complete, immutable index version
-        manifest.json          format, model, dimension, settings, file hashes, counts, checksums
+        manifest.json          format, model, dimension, settings, file hashes, readers, counts, checksums
         vectors.faiss          faiss index over L2-normalised float32 vectors (inner product = cosine): exact
                                IndexFlatIP, or HNSW above qa.ann.FLAT_MAX_PASSAGES (Config.index_type)
         vectors.npy            the same vectors, raw, reused by incremental builds (memory-mapped on load)
@@ -19,12 +19,13 @@ Layout::
 
       build.lock               held (fcntl.flock) by the one build that may write here
 
-Format version 2 (this one) reads passages and documents lazily: ``IndexStore.passages`` and
+Format version 3 (this one) reads passages and documents lazily: ``IndexStore.passages`` and
 ``IndexStore.documents`` are a :class:`PassageTable` and a :class:`DocumentTable` that memory-map the JSONL
 files and parse one line when a row is asked for, so a loaded index holds no passage or article text in
 memory beyond the rows in use (the load still reads every line once, to cross-check offsets and texts).
-Version 1 indexes (everything read into memory, no offset tables) are refused with IndexMismatchError; `qa
-build` rebuilds them.
+Older versions (1: everything read into memory; 2: no pages) are refused with IndexMismatchError; `qa build`
+rebuilds them. The manifest's ``extractors`` names the reader of each file format indexed ("pypdf 7.1.1"), so an
+index whose files were read by other readers is reported stale (qa.build.index_status).
 
 A save writes a hidden ``.tmp-*`` directory, fsyncs it, renames it to ``v-*`` and only then swaps
 ``CURRENT`` with ``os.replace``: a crash at any point leaves the previous version live, and the next build
@@ -79,7 +80,9 @@ from qa.types import Document, Paragraph, Passage
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 1: passages/documents read whole into memory; 2: + offset tables, read lazily by row
+# 1: passages/documents read whole into memory; 2: + offset tables, read lazily by row; 3: + pages of passages
+# and documents (PDF), document author/date, the manifest's "extractors"
+FORMAT_VERSION = 3
 INDEX_TYPE = "flat-ip"
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
@@ -373,11 +376,13 @@ def save_index(
     build_seconds: float = 0.0,
     skipped_files: dict[str, str] | None = None,
     lock: IndexLock | None = None,
+    extractors: dict[str, str] | None = None,
 ) -> str:
     """Write a new index version and make it live; returns its name. Keeps the previous version.
 
     ``skipped_files`` ({path: sha256}) records source files that were seen but not indexed, so a later
-    status check does not take them for new files. ``lock`` is the caller's :func:`index_lock` (a build
+    status check does not take them for new files. ``extractors`` ({format: "library version"}) records what
+    read the documents (qa.ingest.IngestResult.extractors). ``lock`` is the caller's :func:`index_lock` (a build
     holds it from start to end); without one the save takes the lock itself.
 
     Raises ValueError for inconsistent contents, IndexLockedError when another build holds the lock and
@@ -397,7 +402,7 @@ def save_index(
         try:
             tmp.mkdir()
             _write_version(tmp, documents, passages, vectors, lexical, config, build_seconds, skipped_files,
-                           previous)
+                           previous, extractors)
             os.rename(tmp, final)
             _fsync_dir(index_dir)
         except BaseException as exc:
@@ -508,6 +513,7 @@ def _write_version(
     build_seconds: float,
     skipped_files: dict[str, str] | None,
     previous: str | None = None,
+    extractors: dict[str, str] | None = None,
 ) -> None:
     dimension = int(vectors.shape[1])
     # qa.ann picks the kind (exact flat for small corpora, HNSW above a threshold) unless config.index_type says.
@@ -542,6 +548,7 @@ def _write_version(
         "settings": config.index_settings(),
         "files": {d.doc_id: d.sha256 for d in documents},
         "skipped_files": dict(skipped_files or {}),
+        "extractors": dict(sorted((extractors or {}).items())),
         "counts": {"documents": len(documents), "passages": len(passages)},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "build_seconds": round(build_seconds, 3),
@@ -721,6 +728,9 @@ def manifest_shape_problems(manifest: dict[str, Any]) -> list[str]:
         value = manifest.get(key, {})
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             problems.append(f"{MANIFEST} field {key!r} is not a mapping of file names to hashes")
+    value = manifest.get("extractors", {})
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        problems.append(f"{MANIFEST} field 'extractors' is not a mapping of formats to readers")
     checksums = manifest.get("checksums")
     if isinstance(checksums, dict):
         if not checksums:
@@ -928,8 +938,10 @@ def _current_or_none(index_dir: Path) -> str | None:
         return None
 
 
-_PASSAGE_FIELDS = {"passage_id": str, "doc_id": str, "title": str, "text": str, "start": int, "end": int}
-_DOCUMENT_FIELDS = {"doc_id": str, "title": str, "text": str, "sha256": str}
+_PASSAGE_FIELDS = {"passage_id": str, "doc_id": str, "title": str, "text": str, "start": int, "end": int,
+                   "pages": list, "page_breaks": list}
+_DOCUMENT_FIELDS = {"doc_id": str, "title": str, "text": str, "sha256": str, "pages": list, "author": str,
+                    "date": str}
 _PARAGRAPH_FIELDS = {"start": int, "end": int, "boilerplate": bool, "reason": str}
 
 
@@ -941,6 +953,8 @@ def _typed(record: Any, fields: dict[str, type], what: str) -> dict[str, Any]:
     for key, kind in fields.items():
         if not isinstance(record[key], kind) or (kind is int and isinstance(record[key], bool)):
             raise ValueError(f"a {what} record has {key}={record[key]!r}, expected a {kind.__name__}")
+        if kind is list and not all(isinstance(n, int) and not isinstance(n, bool) for n in record[key]):
+            raise ValueError(f"a {what} record has {key}={record[key]!r}, expected a list of numbers")
     return record
 
 

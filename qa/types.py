@@ -6,8 +6,17 @@ All offsets are character offsets into ``Document.text`` (the normalised body, t
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+def _tuple_fields(record: Any, *names: str) -> None:
+    """Store list-valued fields as tuples: records read back from JSON then compare equal to fresh ones."""
+    for name in names:
+        value = getattr(record, name)
+        if not isinstance(value, tuple):
+            object.__setattr__(record, name, tuple(value))
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,18 @@ class Document:
     text: str  # normalised body (title excluded); all offsets point into this
     sha256: str  # of the raw file bytes (or of the record's JSON for JSONL corpora)
     paragraphs: tuple[Paragraph, ...] = ()
+    # Offset in ``text`` where each page starts (page n at pages[n - 1]); () for formats without pages. A page
+    # with no text starts where the next one does.
+    pages: tuple[int, ...] = ()
+    author: str = ""  # from the file's metadata, when it has one (web pages, Word files)
+    date: str = ""  # publication date as YYYY-MM-DD, when the metadata has one
+
+    def __post_init__(self) -> None:
+        _tuple_fields(self, "paragraphs", "pages")
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page holding character ``offset`` of ``text``; None for formats without pages."""
+        return max(1, bisect_right(self.pages, offset)) if self.pages else None
 
     def content_paragraphs(self) -> list[Paragraph]:
         return [p for p in self.paragraphs if not p.boilerplate]
@@ -40,6 +61,15 @@ class Passage:
     text: str  # == document.text[start:end]
     start: int
     end: int
+    pages: tuple[int, ...] = ()  # the 1-based pages the passage spans, in order; () without pages
+    page_breaks: tuple[int, ...] = ()  # Document.text offsets where pages[1:] begin (one fewer than pages)
+
+    def __post_init__(self) -> None:
+        _tuple_fields(self, "pages", "page_breaks")
+
+    def page_at(self, offset: int) -> int | None:
+        """The page of ``Document.text[offset]`` for an offset inside this passage; None without pages."""
+        return self.pages[bisect_right(self.page_breaks, offset)] if self.pages else None
 
 
 @dataclass(frozen=True)
@@ -63,6 +93,7 @@ class Source:
     end: int
     doc_start: int  # span offsets inside Document.text
     doc_end: int
+    page: int | None = None  # 1-based page of the span's first character (PDF); None for formats without pages
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,7 @@ def test_load_seeds() -> None:
 
 
 def test_recursive_sorted_posix_ids_spaces_and_unicode(tmp_path: Path) -> None:
-    for name in ["b.txt", "a dir/z note.md", "a dir/é ü 日本.txt", "c.TXT", "skip.pdf", ".hidden.txt", ".git/x.txt"]:
+    for name in ["b.txt", "a dir/z note.md", "a dir/é ü 日本.txt", "c.TXT", ".hidden.txt", ".git/x.txt"]:
         _write(tmp_path, name, ARTICLE)
     result = load_folder(tmp_path, DEFAULT_CONFIG)
     assert [d.doc_id for d in result.documents] == ["a dir/z note.md", "a dir/é ü 日本.txt", "b.txt", "c.TXT"]

