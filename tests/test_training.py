@@ -42,7 +42,7 @@ def test_train_and_export_smoke(tmp_path, monkeypatch):
     _write_examples(data)
     out = tmp_path / "run"
     assert train_reader.main(["--train", str(data), "--out", str(out), "--questions", "4",
-                              "--batch-size", "2", "--neg-fraction", "1.0", "--threads", "1"]) == 0
+                              "--batch-size", "2", "--neg-fraction", "1.0", "--threads", "1", "--holdout", "0"]) == 0
     log = json.loads((out / "train_log.json").read_text())
     assert log["questions"] == 4 and log["no_answer_windows"] >= 1
     checkpoint = max(out.glob("step-*.safetensors"))
