@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+# Measure this checkout's qa, the one the results name (commit, uncommitted files): a script run as
+# `python bench/x.py` would otherwise import whichever qa is installed (e.g. another worktree's, editable).
+if str(REPO) not in sys.path:
+    sys.path.insert(1, str(REPO))
 SHARED_EVAL = REPO.parent / "shared" / "eval"
 SEEDS_GOLD = REPO / "eval" / "seeds_qa_dev.jsonl"  # the repository's copy of SHARED_EVAL's seeds questions
 # git-ignored: built benchmark indexes (QA_BENCH_CACHE moves it, e.g. for the smoke test in tests/)

@@ -7,6 +7,7 @@ system the scripts compare that needs no extra package runs (Haystack and matplo
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -75,10 +76,49 @@ def test_retrieval_benchmark_runs_on_a_tiny_slice(shaped: Path, tmp_path: Path):
 
 def test_answers_benchmark_runs_on_a_tiny_slice(shaped: Path, tmp_path: Path):
     _run("answers.py", ["--datasets", "seeds,squad", "--modes", "hybrid,sparse", "--squad", str(shaped / "squad"),
-                        "--gold", str(GOLD), "--squad-limit", "3", "--out", str(tmp_path), "--name", "smoke"],
+                        "--gold", str(GOLD), "--squad-limit", "3", "--peer", "none", "--out", str(tmp_path),
+                        "--name", "smoke"],
          tmp_path / "cache")
     text = (tmp_path / "smoke.md").read_text()
     results = json.loads((tmp_path / "smoke.json").read_text())
     assert "hybrid" in text and "sparse" in text
     assert "answer@1" in text and ("em" in text.lower())
     assert results
+
+
+def _have_haystack_reader() -> bool:
+    try:
+        return importlib.util.find_spec("haystack_integrations.components.readers.transformers") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def test_answers_benchmark_peer_row_beside_ours(shaped: Path, tmp_path: Path):
+    """The Haystack reader row runs our weights beside our row; without Haystack it is skipped with a note."""
+    if not GOLD.is_file():
+        pytest.skip(f"{GOLD} not found (shared/ lives beside the repository)")
+    _run("answers.py", ["--datasets", "seeds,squad", "--modes", "hybrid", "--squad", str(shaped / "squad"),
+                        "--gold", str(GOLD), "--squad-limit", "3", "--peer", "plain", "--out", str(tmp_path),
+                        "--name", "smoke"],
+         tmp_path / "cache")
+    results = json.loads((tmp_path / "smoke.json").read_text())
+    text = (tmp_path / "smoke.md").read_text()
+    assert "hybrid + reader" in text
+    if not _have_haystack_reader():
+        assert "Peer rows skipped" in text
+        assert set(results["seeds"]) == {"hybrid"}
+        return
+    n_gold = sum(1 for line in GOLD.read_text().splitlines() if line.strip())
+    peer = results["seeds"]["peer"]
+    assert peer["overall"]["n"] == n_gold == results["seeds"]["hybrid"]["overall"]["n"]
+    assert "haystack reader (same weights)" in text
+    # Same weights: the assembled transformers model gives our model's logits on the same input ids.
+    check = results["peer"]["logits_check"]
+    assert check["same_input_ids"] is True
+    assert check["max_abs_vs_fp32"] < 1e-3
+    assert check["max_abs_segment_wrapper"] < 1e-5  # the '+ segment ids' row gives the tokenizer's segment ids
+    # Answers come back as qa answers citing the seed files, and are scored like ours.
+    answered = [q for q in peer["questions"] if q["answer"]]
+    assert answered and all(q["sources"] for q in answered)
+    assert {s for q in answered for s in q["sources"]} <= {f.name for f in SEEDS.glob("*.txt")}
+    assert results["squad"]["peer"]["overall"]["n"] == 3
