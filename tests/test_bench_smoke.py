@@ -95,8 +95,6 @@ def _have_haystack_reader() -> bool:
 
 def test_answers_benchmark_peer_row_beside_ours(shaped: Path, tmp_path: Path):
     """The Haystack reader row runs our weights beside our row; without Haystack it is skipped with a note."""
-    if not GOLD.is_file():
-        pytest.skip(f"{GOLD} not found (shared/ lives beside the repository)")
     _run("answers.py", ["--datasets", "seeds,squad", "--modes", "hybrid", "--squad", str(shaped / "squad"),
                         "--gold", str(GOLD), "--squad-limit", "3", "--peer", "plain", "--out", str(tmp_path),
                         "--name", "smoke"],
