@@ -15,7 +15,8 @@ Layout::
         documents.jsonl        one Document per line, paragraphs included (the UI shows whole articles), in
                                the order of the manifest's ``files``
         documents.offsets.npy  int64 byte offset of every line of documents.jsonl, and its size
-        bm25/                  LexicalIndex.save (bm25s JSON + .npy), memory-mapped on load
+        bm25/                  LexicalIndex.save (bm25s JSON + .npy), memory-mapped on load and searched
+                               without importing bm25s (qa.lexical.Postings)
 
       build.lock               held (fcntl.flock) by the one build that may write here
 

@@ -327,7 +327,7 @@ def test_passages_and_documents_are_read_by_row_not_held(saved):
     assert loaded.documents.get("nope.txt") is None and list(loaded.documents) == ["syria.txt", "food.txt"]
     assert loaded.rows_of("food.txt") == [2] and loaded.rows_of("nope.txt") == []
     assert isinstance(loaded.vectors, np.memmap)  # the FAISS index holds its own copy
-    assert isinstance(loaded.lexical._bm25.scores["data"], np.memmap)  # BM25 postings memory-mapped
+    assert isinstance(loaded.lexical.postings.data, np.memmap)  # BM25 postings memory-mapped
     assert loaded.lexical.search("Hizbollah", k=3)[0][0] == 1
 
 
