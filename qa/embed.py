@@ -228,6 +228,15 @@ class OnnxEncoder(_BatchedEncoder):
         self._max_seq_length = max_seq_length
         self._input_names = {i.name for i in session.get_inputs()}  # type: ignore[attr-defined]
 
+    def encode_queries(self, texts: Sequence[str], *, batch_size: int = 1) -> np.ndarray:
+        """Embed questions (and the answer stage's sentences) one text per run, unpadded.
+
+        A batch pads every text to its longest: the question and the ~10 sentences the answer stage embeds
+        per seeds question came to 700 tokens instead of 370, and single runs took 36% less CPU (one thread,
+        where batching saves nothing else). Each vector is then also independent of the batch it came in.
+        """
+        return self._encode(list(texts), batch_size, False)
+
     def _prepare(self, inputs: list[str]) -> Sequence[Any]:
         return self._tokenizer.encode_batch(inputs)  # type: ignore[attr-defined]
 
