@@ -26,6 +26,61 @@ RESULTS = REPO / "bench" / "results"
 SEEDS = REPO / "seeds"
 TRAIN_DONE = REPO / "training" / "runs" / "reader" / "train_log.json"
 
+# 50 distinct questions about the seeds articles (answerable, unanswerable, and odd inputs), for benchmarks
+# that ask many at once: distinct, so no cache in front of the answers could make them look faster.
+SEEDS_QUESTIONS = [
+    "Who backed the rebels?",
+    "How many people have died in the Syrian conflict?",
+    "Which city are Assad's forces preparing to attack next?",
+    "What is the capital of France?",
+    "Who retook Qusayr?",
+    "What role did Hezbollah play in Qusayr?",
+    "<script>alert(1)</script> Who supported the rebels?",
+    "¿Quién apoyó a los rebeldes?",
+    "Which powers armed the rebels? " * 75,  # 2,300 characters: truncated, with a notice
+    "?!",
+    "When will the Geneva conference take place?",
+    "Who is the UN special representative for Syria?",
+    "When did the EU weapons embargo end?",
+    "How much extra humanitarian aid does the UN want for Syrian refugees?",
+    "Who is the UN's humanitarian aid chief?",
+    "Who presents Inside Syria?",
+    "Which member of the opposition SNC spoke to Al Jazeera?",
+    "Why did the Free Syrian Army withdraw from Qusayr?",
+    "What was the population of Qusayr before the attack?",
+    "How long did the battle of Qusayr last?",
+    "Who leads Hezbollah?",
+    "Who is the head of the Free Syrian Army?",
+    "Where did residents celebrate the fall of Qusayr?",
+    "Which countries revived the issue of chemical weapons?",
+    "Who set the red line on chemical weapons?",
+    "What did the Syrian prime minister call the ousting of rebels from Qusair?",
+    "Which district of Homs did government forces overrun last year?",
+    "Where does Hezbollah hold sway in Lebanon?",
+    "Which countries are the key allies of Damascus?",
+    "Where is the Syrian political opposition based?",
+    "Where did Phil Sands report from?",
+    "Who is the spokeswoman of the Red Cross?",
+    "Which rebel commander is based in Idlib province?",
+    "What is Jabhat al-Nusra?",
+    "How many Shi'a jihadis have flocked to Damascus?",
+    "Which Libyan cities did British and French aircraft bomb?",
+    "Which cities do opposition forces control?",
+    "Which country is the regime's biggest opponent?",
+    "Who is pushing for Iran to take part in the talks?",
+    "How many people have been wounded in Qusayr?",
+    "When did the conflict in Syria erupt?",
+    "Which community is based on the Mediterranean coast?",
+    "What did the US and Europe impose on the Syrian regime?",
+    "How much financial aid has Iran given the Assad regime?",
+    "Where are Hizbollah fighters massing?",
+    "Who won the 2014 World Cup?",
+    "What is the price of a barrel of oil?",
+    "Who is the mayor of London?",
+    "What are the symptoms of the flu?",
+    "How many American troops are stationed in Syria?",
+]
+
 PACKAGES = ("qa", "torch", "sentence-transformers", "transformers", "faiss-cpu", "bm25s", "PyStemmer",
             "onnxruntime", "numpy", "haystack-ai", "sentence-transformers-haystack", "matplotlib")
 

@@ -1,4 +1,4 @@
-"""Load test of the web app: N questions at once to a locally started app.py, over its /ask API.
+"""Load test of the web app: N distinct questions at once to a locally started app.py, over its /ask API.
 
     python bench/load_test.py                       # 50 concurrent requests, results in bench/results/
     python bench/load_test.py --requests 20 --deadline 300
@@ -7,10 +7,15 @@ What it does, in order:
 
 1. starts ``app.py`` on a free localhost port over a private copy of seeds/ (the app builds the index at
    start-up, as `qa serve` does) and waits until the page answers;
-2. sends one warm-up question (models load lazily on the first one);
-3. sends ``--requests`` questions at once through gradio_client (one worker per request, so all are in
-   flight together) and times each from submit to result;
-4. stops the app, always, and writes bench/results/load_test.json and load_test.md (p50/p95/max).
+2. sends one warm-up question, not one of the measured ones (models load lazily on the first one);
+3. sends ``--requests`` distinct questions (``common.SEEDS_QUESTIONS``: no question is asked twice, so no
+   cache of answers, in the app or in front of it, could serve one) at once through gradio_client (one
+   worker per request, so all are in flight together) and times each from submit to result;
+4. stops the app, always, and writes bench/results/load_test.json and load_test.md (p50/p95/max). The
+   report states the app's concurrency limit for questions as the app defines it (``app.ASK_CONCURRENCY``).
+
+Acceptance (issue 15, on 2 idle cores): 50/50 answered, >= 4 answers/s, p95 <= 12 s. Take it on a quiet
+machine: the machine section lists the load average and the other busy processes.
 
 Bounded and self-stopping: a hard ``--deadline`` covers the whole run; what is still pending then is
 cancelled and counted as failed, and the app process is terminated (then killed) in any case.
@@ -35,20 +40,30 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, SEEDS, finish_machine_info, log, machine_info, offline_env, write_results
+from common import (
+    REPO,
+    RESULTS,
+    SEEDS,
+    SEEDS_QUESTIONS,
+    finish_machine_info,
+    log,
+    machine_info,
+    offline_env,
+    write_results,
+)
 
-QUESTIONS = [
-    "Who backed the rebels?",
-    "How many people have died in the Syrian conflict?",
-    "Which city are Assad's forces preparing to attack next?",
-    "What is the capital of France?",
-    "Who retook Qusayr?",
-    "What role did Hezbollah play?",
-    "<script>alert(1)</script> Who backed the rebels?",
-    "¿Quién apoyó a los rebeldes?",
-    "Who backed the rebels? " * 100,  # long: truncated with a notice
-    "?!",
-]
+QUESTIONS = SEEDS_QUESTIONS  # 50 distinct questions
+WARM_UP = "What happened in Qusayr?"  # not among QUESTIONS
+
+
+def ask_concurrency() -> int:
+    """How many questions the app answers at once: app.py's own setting, read from the module itself."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("qa_app_for_load_test", REPO / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return int(module.ASK_CONCURRENCY)
 
 
 def _free_port() -> int:
@@ -105,7 +120,8 @@ def run(requests: int, deadline_s: float, workdir: Path) -> dict[str, Any]:
     app_log = open(workdir / "app.log", "w")  # noqa: SIM115 - closed in finally
     app = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--seeds", str(seeds), "--index", str(index),
                             "--port", str(port)], stdout=app_log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
-    out: dict[str, Any] = {"requests": requests, "url": url, "nice": os.nice(0)}
+    out: dict[str, Any] = {"requests": requests, "distinct_questions": len(set(QUESTIONS[:requests])), "url": url,
+                           "nice": os.nice(0), "ask_concurrency": ask_concurrency()}
     try:
         t0 = time.monotonic()
         _wait_until_up(url, app, end)
@@ -113,7 +129,7 @@ def run(requests: int, deadline_s: float, workdir: Path) -> dict[str, Any]:
         log(f"app up at {url} after {out['startup_s']} s")
         client = Client(url, verbose=False, max_workers=requests, analytics_enabled=False)
         t0 = time.monotonic()
-        client.predict(QUESTIONS[0], 3, api_name="/ask")
+        client.predict(WARM_UP, 3, api_name="/ask")
         out["warmup_s"] = round(time.monotonic() - t0, 2)
 
         started: dict[Any, float] = {}
@@ -123,7 +139,7 @@ def run(requests: int, deadline_s: float, workdir: Path) -> dict[str, Any]:
         t_all = time.monotonic()
         jobs = {}
         for i in range(requests):
-            job = client.submit(QUESTIONS[i % len(QUESTIONS)], 3, api_name="/ask")
+            job = client.submit(QUESTIONS[i], 3, api_name="/ask")
             started[job] = time.monotonic()
             jobs[job.future] = (i, job)
         pending = set(jobs)
@@ -177,7 +193,8 @@ def markdown(out: dict[str, Any], info: dict[str, Any]) -> str:
         "",
         (f"`python bench/load_test.py --requests {out['requests']}`: app.py started locally on seeds/ "
         f"(index built at start-up in {out.get('startup_s', '?')} s, first question {out.get('warmup_s', '?')} s), "
-        f"then {out['requests']} questions sent at once to its `/ask` API with gradio_client."),
+        f"then {out['requests']} questions ({out.get('distinct_questions', '?')} distinct: none asked twice) sent "
+        "at once to its `/ask` API with gradio_client."),
         "",
         "| requests | answered | failed | p50 (s) | p95 (s) | max (s) | wall (s) | answers/s |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -185,12 +202,13 @@ def markdown(out: dict[str, Any], info: dict[str, Any]) -> str:
         f"{lat.get('p95', '-')} | {lat.get('max', '-')} | {out.get('wall_s', '-')} | "
         f"{out.get('throughput_per_s', '-')} |"),
         "",
-        (f"Latency is per request, from submit to result, so it includes queueing: the app leaves the `/ask` "
-        f"event at Gradio's default concurrency limit of 1, so concurrent questions are answered one at a time "
-        f"and wait their turn (the app and this script ran at nice {out.get('nice', 0)}). Time spent answering "
-        f"inside the app (Response.timings_ms): p50 {server.get('p50', '-')} s, p95 {server.get('p95', '-')} s. "
-        f"{out.get('abstained', 0)} of the answered requests abstained; {out.get('truncation_notices', 0)} carried "
-        "the truncation notice (the 2,300-character question)."),
+        (f"Latency is per request, from submit to result, so it includes queueing: the app answers at most "
+        f"{out.get('ask_concurrency', '?')} questions at once (`ASK_CONCURRENCY` in app.py, the `/ask` event's "
+        f"Gradio concurrency limit); the others wait in Gradio's queue (the app and this script ran at nice "
+        f"{out.get('nice', 0)}). Time spent answering inside the app (Response.timings_ms): p50 "
+        f"{server.get('p50', '-')} s, p95 {server.get('p95', '-')} s. {out.get('abstained', 0)} of the answered "
+        f"requests abstained; {out.get('truncation_notices', 0)} carried the truncation notice (the "
+        "2,300-character question)."),
         "",
     ]
     if out.get("failures"):
@@ -205,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deadline", type=float, default=900, help="hard limit for the whole run, s (default: 900)")
     p.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: bench/results)")
     args = p.parse_args(argv)
-    if args.requests < 1:
-        p.error("--requests must be at least 1")
+    if not 1 <= args.requests <= len(QUESTIONS):
+        p.error(f"--requests must be between 1 and {len(QUESTIONS)} (the distinct questions in common.py)")
     offline_env()
     started = time.perf_counter()
     info = machine_info()

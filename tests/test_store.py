@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -40,12 +41,22 @@ def _passages(docs: list[Document]) -> list[Passage]:
     return out
 
 
-def _save(index_dir: Path, encoder, docs: list[Document] = DOCS, config=DEFAULT_CONFIG) -> str:
+@functools.cache
+def _query_encoder():
+    """The ONNX query encoder export a build stores (made once, then cached)."""
+    from qa.embed import export_query_encoder
+
+    return export_query_encoder()
+
+
+def _save(index_dir: Path, encoder, docs: list[Document] = DOCS, config=DEFAULT_CONFIG,
+          query_encoder: bool = True) -> str:
     passages = _passages(docs)
     vectors = encoder.encode_passages([p.title for p in passages], [p.text for p in passages])
     lexical = LexicalIndex.build([f"{p.title}. {p.text}" for p in passages])
     return store.save_index(index_dir, documents=docs, passages=passages, vectors=vectors,
-                            lexical=lexical, config=config, build_seconds=0.5)
+                            lexical=lexical, config=config, build_seconds=0.5,
+                            query_encoder=_query_encoder() if query_encoder else None)
 
 
 @pytest.fixture
@@ -327,7 +338,7 @@ def test_passages_and_documents_are_read_by_row_not_held(saved):
     assert loaded.documents.get("nope.txt") is None and list(loaded.documents) == ["syria.txt", "food.txt"]
     assert loaded.rows_of("food.txt") == [2] and loaded.rows_of("nope.txt") == []
     assert isinstance(loaded.vectors, np.memmap)  # the FAISS index holds its own copy
-    assert isinstance(loaded.lexical._bm25.scores["data"], np.memmap)  # BM25 postings memory-mapped
+    assert isinstance(loaded.lexical.postings.data, np.memmap)  # BM25 postings memory-mapped
     assert loaded.lexical.search("Hizbollah", k=3)[0][0] == 1
 
 
@@ -378,3 +389,36 @@ def test_a_row_damaged_after_loading_raises_a_clear_error(saved):
     with pytest.raises(IndexCorruptError, match=r"passages\.jsonl row 0 cannot be read"):
         loaded.passages._rows._data = b"{broken" + b" " * 1000  # the file changed under a running reader
         loaded.passages[0]
+
+
+def test_the_stored_query_encoder_answers_like_the_builder_encoder(saved, encoder):
+    loaded = store.load_index(saved, DEFAULT_CONFIG)
+    query_encoder = loaded.query_encoder(DEFAULT_CONFIG)
+    assert query_encoder is not encoder and query_encoder.model_name == encoder.model_name
+    question = ["Who retook Qusayr?"]
+    assert float(query_encoder.encode_queries(question)[0] @ encoder.encode_queries(question)[0]) >= 0.9999
+    assert loaded.dense_search(query_encoder.encode_queries(question), 1)[0][0][0] == 0
+    manifest = loaded.manifest
+    assert manifest[store.QUERY_ENCODER]["model_name"] == DEFAULT_CONFIG.model_name
+    assert {store.ENCODER_MODEL, store.ENCODER_TOKENIZER} <= set(manifest["checksums"])
+
+
+def test_an_index_saved_without_query_encoder_loads_but_cannot_embed_questions(tmp_path, encoder):
+    _save(tmp_path / "index", encoder, query_encoder=False)
+    loaded = store.load_index(tmp_path / "index", DEFAULT_CONFIG)  # sparse search and tools still work
+    assert loaded.lexical.search("Hezbollah", k=1)
+    with pytest.raises(IndexMismatchError, match=r"no query encoder.*Run `qa build --seeds DIR --index"):
+        loaded.query_encoder(DEFAULT_CONFIG)
+    assert any("no query encoder" in p for p in store.verify_index(tmp_path / "index", DEFAULT_CONFIG))
+
+
+def test_a_query_encoder_of_another_model_is_refused(tmp_path, encoder):
+    from dataclasses import replace
+
+    other = replace(_query_encoder(), spec=replace(_query_encoder().spec, model_name="other/model"))
+    passages = _passages(DOCS)
+    with pytest.raises(ValueError, match="query encoder is 'other/model'"):
+        store.save_index(tmp_path / "index", documents=DOCS, passages=passages,
+                         vectors=encoder.encode_passages([p.title for p in passages], [p.text for p in passages]),
+                         lexical=LexicalIndex.build([p.text for p in passages]), config=DEFAULT_CONFIG,
+                         query_encoder=other)
