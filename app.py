@@ -44,6 +44,8 @@ from qa import (
     build_index,
     index_status,
 )
+from qa.errors import IngestError
+from qa.ingest import Format, article_suffixes, check_upload, format_for
 from qa.logs import configure as configure_logs
 
 if TYPE_CHECKING:  # not in qa.__all__; only its summary() and fields are used
@@ -62,7 +64,6 @@ EXAMPLES = (
 MAX_ANSWERS = 5
 ASK_CONCURRENCY = 4  # questions answered at once (2 cores: more only queues inside the models)
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-ARTICLE_SUFFIXES = (".txt", ".md")
 REMOVED_DIR = "removed-articles"  # inside the index directory: removed articles are kept, not deleted
 # A plain file name: starts with a letter or digit (so never hidden, never "..") and has no separators.
 _SAFE_NAME = re.compile(r"[^\W_][\w .,()'&+-]{0,150}", re.UNICODE)
@@ -226,16 +227,18 @@ def _article_html(doc: Document | None, start: int, end: int) -> str:
     )
 
 
-def _source_head(title: str, doc_id: str) -> str:
+def _source_head(title: str, doc_id: str, page: int | None = None) -> str:
+    """The source line: title, file, and the page for paged formats (PDF), as the CLI prints it."""
+    where = f'<span class="qa-page">p. {int(page)}</span>' if page else ""
     return (
         f'<div class="qa-source-head"><span class="qa-title">{_e(title)}</span>'
-        f'<code class="qa-file">{_e(doc_id)}</code></div>'
+        f'<code class="qa-file">{_e(doc_id)}</code>{where}</div>'
     )
 
 
 def _source_html(src: Source, documents: Mapping[str, Document]) -> str:
     return (
-        f'<div class="qa-source">{_source_head(src.title, src.doc_id)}'
+        f'<div class="qa-source">{_source_head(src.title, src.doc_id, src.page)}'
         f'<blockquote class="qa-passage">{highlight(src.passage_text, src.start, src.end)}</blockquote>'
         f"{_article_html(documents.get(src.doc_id), src.doc_start, src.doc_end)}</div>"
     )
@@ -371,14 +374,23 @@ def _json_safe(value: Any) -> Any:
 # ------------------------------------------------------------------------------------ the articles folder
 
 
+def accepted_types() -> str:
+    """The article suffixes an upload may have, as the messages list them (".txt, .md, .html, ...")."""
+    return ", ".join(article_suffixes())
+
+
 def check_article_name(name: str) -> str:
-    """Return ``name`` if it is a safe article file name; raise ValueError saying what is wrong otherwise."""
+    """Return ``name`` if it is a safe file name of an article format; raise ValueError saying what is wrong.
+
+    The name is checked here (it becomes a path in the folder); which suffixes are articles is the ingest
+    registry's answer, so the upload accepts exactly what ``qa build`` reads.
+    """
     if not name or "/" in name or "\\" in name or "\x00" in name or name in (".", ".."):
         raise ValueError(f"{name!r} is not a plain file name: upload a file, not a path.")
     if name.startswith("."):
         raise ValueError(f"{name!r} is a hidden file: hidden files are not accepted.")
-    if not name.lower().endswith(ARTICLE_SUFFIXES):
-        raise ValueError(f"{name!r}: only .txt and .md files are accepted.")
+    if Path(name).suffix.lower() not in article_suffixes():
+        raise ValueError(f"{name!r}: only {accepted_types()} files are accepted.")
     if not _SAFE_NAME.fullmatch(name):
         raise ValueError(
             f"{name!r}: use a name of letters, digits, spaces and . , - _ ( ) ' & + only (at most 150 characters)."
@@ -386,22 +398,26 @@ def check_article_name(name: str) -> str:
     return name
 
 
-def read_upload(name: str, path: Path, max_bytes: int) -> bytes:
-    """The uploaded file's bytes if it is a UTF-8 text article within the size limit; ValueError otherwise."""
+def read_upload(name: str, path: Path, config: Config) -> bytes:
+    """The uploaded file's bytes if a build would read them as an article; ValueError with the reason otherwise.
+
+    ``name`` has passed check_article_name. Its format's size limit is checked before the bytes are read;
+    the rest (UTF-8 for the text formats, an encrypted or scanned PDF, a Word zip bomb, a page with no main
+    text...) is ``qa.ingest.check_upload``, the checks of the build itself.
+    """
+    fmt = format_for(name)
+    if fmt is None or fmt.read is None:  # check_article_name refuses these; kept so this never reads one
+        raise ValueError(f"{name!r}: only {accepted_types()} files are accepted.")
+    limit = fmt.limit(config)
     size = path.stat().st_size
-    if size > max_bytes:
-        raise ValueError(f"{name} is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB.")
-    data = path.read_bytes()
+    if size > limit:
+        raise ValueError(f"Cannot add {name}: {fmt.too_large(size, config)}")
+    with path.open("rb") as handle:
+        data = handle.read(limit + 1)  # check_upload refuses it if it grew past the limit since stat()
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(
-            f"{name} is not UTF-8 text (bad byte at position {exc.start}): save it as UTF-8 and upload it again."
-        ) from None
-    if "\x00" in text:
-        raise ValueError(f"{name} looks like a binary file, not text.")
-    if not text.strip():
-        raise ValueError(f"{name} is empty.")
+        check_upload(name, data, config)
+    except IngestError as exc:
+        raise ValueError(str(exc)) from None
     return data
 
 
@@ -416,10 +432,10 @@ class Library:
         """Article files in the folder (relative paths), hidden files and folders excluded."""
         if not self.seeds.is_dir():
             return []
-        found = []
+        found, suffixes = [], article_suffixes()
         for path in self.seeds.rglob("*"):
             rel = path.relative_to(self.seeds)
-            if (path.is_file() and path.suffix.lower() in ARTICLE_SUFFIXES
+            if (path.is_file() and path.suffix.lower() in suffixes
                     and not any(part.startswith(".") for part in rel.parts)):
                 found.append(rel.as_posix())
         return sorted(found)
@@ -440,14 +456,14 @@ class Library:
         if not self.seeds.is_dir():
             raise ValueError(f"The articles source {self.seeds} is not a folder: files cannot be added to it.")
         if not uploads:
-            raise ValueError("Choose one or more .txt or .md files first.")
+            raise ValueError(f"Choose one or more article files ({accepted_types()}) first.")
         with self._lock:
             problems, accepted, seen = [], [], set()
             for upload in uploads:
                 name = Path(upload).name  # Gradio keeps the uploaded file's base name
                 try:
                     check_article_name(name)
-                    data = read_upload(name, Path(upload), self.config.max_file_bytes)
+                    data = read_upload(name, Path(upload), self.config)
                 except ValueError as exc:
                     problems.append(str(exc))
                     continue
@@ -560,6 +576,25 @@ def render_index_info(library: Library) -> str:
 # ------------------------------------------------------------------------------------------------- the app
 
 
+def max_upload_bytes(config: Config) -> int:
+    """The largest file Gradio takes in: the largest format's limit (read_upload applies each format's own)."""
+    return max(fmt.limit(config) for fmt in _article_formats())
+
+
+def _article_formats() -> list[Format]:
+    """The registry's formats of the accepted suffixes, in its order, each once."""
+    found = (format_for(f"article{suffix}") for suffix in article_suffixes())
+    return list(dict.fromkeys(fmt for fmt in found if fmt is not None))
+
+
+def upload_help(config: Config) -> str:
+    """The upload box's text: each accepted format with its size limit, from the ingest registry."""
+    kinds = "; ".join(f"{'/'.join(f'`{s}`' for s in fmt.suffixes)} up to {fmt.limit(config) / 1e6:g} MB"
+                      for fmt in _article_formats())
+    return (f"Article files: {kinds}. Text files (`.txt`, `.md`) are UTF-8 with the title on the first line. "
+            "The index is updated at once.")
+
+
 def build_app(seeds: Path, index: Path, config: Config = DEFAULT_CONFIG, auth_required: bool = False,
               prepare: bool = True) -> gr.Blocks:
     """The Gradio app over ``seeds``; builds ``index`` first when it is missing or stale.
@@ -657,12 +692,9 @@ def build_app(seeds: Path, index: Path, config: Config = DEFAULT_CONFIG, auth_re
                 status = gr.HTML("", label="Status", elem_id="qa-index-status", css_template=CSS, js_on_load=None)
                 rebuild_btn = gr.Button("Rebuild index", elem_id="qa-rebuild")
                 with gr.Accordion("Add articles", open=True):
-                    gr.Markdown(
-                        f"Plain-text articles: `.txt` or `.md`, UTF-8, up to {config.max_file_bytes / 1e6:.0f} MB "
-                        "each, the title on the first line. The index is updated at once."
-                    )
+                    gr.Markdown(upload_help(config))
                     upload = gr.File(label="Article files", file_count="multiple",
-                                     file_types=list(ARTICLE_SUFFIXES), type="filepath", elem_id="qa-upload")
+                                     file_types=list(article_suffixes()), type="filepath", elem_id="qa-upload")
                     overwrite = gr.Checkbox(label="Overwrite files with the same name", value=False)
                     add_btn = gr.Button("Add to the articles", variant="primary", elem_id="qa-add")
                 with gr.Accordion("Remove an article", open=False):
@@ -738,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
         demo.launch(
             server_name=args.host, server_port=args.port, auth=auth,
             auth_message="Enter the app's password (any user name)." if auth else None,
-            max_file_size=DEFAULT_CONFIG.max_file_bytes, footer_links=["api"], quiet=True,
+            max_file_size=max_upload_bytes(DEFAULT_CONFIG), footer_links=["api"], quiet=True,
             prevent_thread_lock=True,
         )
     except OSError as exc:

@@ -6,6 +6,7 @@ import importlib.util
 import shutil
 import socket
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -134,16 +135,65 @@ def test_plain_article_names_are_accepted(name):
 
 
 def test_read_upload_refuses_non_utf8_empty_and_large_files(tmp_path):
+    from dataclasses import replace
+
+    from qa import DEFAULT_CONFIG
+
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"Title\n\ncaf\xe9 latin-1 text\n")
-    with pytest.raises(ValueError, match="not UTF-8"):
-        app.read_upload("bad.txt", bad, 1000)
+    with pytest.raises(ValueError, match="not valid UTF-8"):
+        app.read_upload("bad.txt", bad, DEFAULT_CONFIG)
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b" \n")
     with pytest.raises(ValueError, match="empty"):
-        app.read_upload("empty.txt", empty, 1000)
-    with pytest.raises(ValueError, match="limit"):
-        app.read_upload("bad.txt", bad, 10)
+        app.read_upload("empty.txt", empty, DEFAULT_CONFIG)
+    with pytest.raises(ValueError, match="larger than max_file_bytes"):
+        app.read_upload("bad.txt", bad, replace(DEFAULT_CONFIG, max_file_bytes=10))
+
+
+def test_uploads_of_the_new_formats_are_checked_by_their_own_rules(tmp_path):
+    """Bytes that are not UTF-8 are fine in a PDF or a Word file (they are binary formats); each format's
+    own checks refuse what a build would skip, with the build's reason."""
+    import realdocs
+
+    from qa import DEFAULT_CONFIG
+
+    title, paragraphs = realdocs.seed("000")
+    docx = realdocs.write_docx(tmp_path / "story.docx", title, paragraphs)
+    assert app.read_upload("story.docx", docx, DEFAULT_CONFIG) == docx.read_bytes()
+    page = tmp_path / "story.html"
+    page.write_text(realdocs.news_page(title, paragraphs), encoding="utf-8")
+    assert app.read_upload("story.htm", page, DEFAULT_CONFIG) == page.read_bytes()
+    corrupt = tmp_path / "corrupt.pdf"
+    corrupt.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 40 + b"\n%%EOF\n")
+    with pytest.raises(ValueError, match="Cannot add corrupt.pdf: it is damaged"):
+        app.read_upload("corrupt.pdf", corrupt, DEFAULT_CONFIG)
+    truncated = tmp_path / "truncated.docx"
+    truncated.write_bytes(docx.read_bytes()[:20_000])
+    with pytest.raises(ValueError, match="truncated or damaged"):
+        app.read_upload("truncated.docx", truncated, DEFAULT_CONFIG)
+
+
+def test_accepted_types_come_from_the_ingest_registry():
+    from qa.ingest import article_suffixes
+
+    assert {".txt", ".md", ".html", ".htm", ".pdf", ".docx"} <= set(article_suffixes())
+    for suffix in article_suffixes():
+        assert app.check_article_name(f"story{suffix.upper()}") == f"story{suffix.upper()}"
+    with pytest.raises(ValueError, match=r"only \.txt, \.md, .*\.pdf"):
+        app.check_article_name("corpus.jsonl")  # a corpus, not an article: qa build --seeds corpus.jsonl
+
+
+def test_the_source_line_shows_the_page_of_a_pdf_answer():
+    p = _passage("report.pdf", text="Qusayr fell on 5 June after a three-week siege.")
+    src = _source(p, "5 June")
+    doc = Document("report.pdf", "Report", p.text, "0" * 64)
+    paged = app.render_response(_response(answers=[Answer("5 June", 0.8, (replace(src, page=2),))],
+                                          abstained=False), {"report.pdf": doc})
+    assert '<span class="qa-page">p. 2</span>' in paged
+    plain = app.render_response(_response(answers=[Answer("5 June", 0.8, (src,))], abstained=False),
+                                {"report.pdf": doc})
+    assert "qa-page" not in plain and "p. " not in plain
 
 
 def test_remove_accepts_only_articles_in_the_folder(tmp_path):
@@ -273,7 +323,7 @@ def test_uploading_a_non_utf8_file_changes_nothing(live, tmp_path):
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("Réfugiés\n\nLes rebelles à Qusayr.\n".encode("latin-1"))
     status, *_ = live.client.predict([handle_file(bad)], False, api_name="/add_articles")
-    assert "Nothing was added" in status and "not UTF-8" in status
+    assert "Nothing was added" in status and "latin1.txt: not valid UTF-8" in status, status
     assert _snapshot(live.seeds) == before
     assert (live.index / "CURRENT").read_text() == version
 

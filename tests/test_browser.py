@@ -314,7 +314,7 @@ def test_a_binary_upload_is_refused_with_a_message_and_changes_nothing(driver, u
     articles_before = _index_info(driver)
     message = _upload(driver, binary)
     driver.save_screenshot(str(_artefact("binary-upload.png")))
-    assert "Nothing was added" in message and "photo.txt is not UTF-8 text" in message, message
+    assert "Nothing was added" in message and "Cannot add photo.txt: it looks binary" in message, message
     assert "photo.txt" not in _index_info(driver)
     assert _index_info(driver) == articles_before
 
@@ -407,3 +407,99 @@ def test_a_question_with_no_words_shows_a_notice(driver, url):
     notices = [n.text for n in area.find_elements(By.CSS_SELECTOR, ".qa-notice")]
     assert any(n.startswith("The question has no words") for n in notices), area.text[:500]
     assert not area.find_elements(By.CSS_SELECTOR, ".qa-error, .qa-card")
+
+
+# --- uploads of the other formats: a news web page, a printed PDF, a Word file (made with tests/realdocs.py)
+
+FERRY = ("Fair Isle ferry returns to service", [
+    "The ferry between Grutness and Fair Isle returned to service on Monday after a winter in dry dock.",
+    "The new vessel, the Good Shepherd V, was built by the shipyard Ailsa Troon and carries twelve passengers "
+    "and one car on the crossing of about two and a half hours.",
+    "Islanders said the old boat had become unreliable in heavy seas.",
+])
+MILL = ("Kelso mill restored after ten years", [
+    "The water mill on the Tweed at Kelso has turned again for the first time since 2014.",
+    "Its wheel had stood still after the flood of that winter broke the sluice and silted the lade.",
+    "A trust of local residents bought the building in 2016 and raised the money for its repair.",
+    # page 2 (break_before=3)
+    "The restoration was led by the architect Fiona Maclaren, who rebuilt the wheel from oak felled on the "
+    "Floors estate.",
+    "The mill will grind flour for the town's bakers from the spring.",
+], 3)
+OBSERVATORY = ("Ben Nevis summit observatory reopens", [
+    "The weather observatory on the summit of Ben Nevis, closed since 1904, has reopened as a research station.",
+    "The station was reopened by the meteorologist Tomas Lindqvist, who will record the wind and the cloud "
+    "on the mountain through the winter.",
+    "Its instruments send their readings to Fort William every ten minutes.",
+])
+
+
+def _make_upload(kind: str, folder: Path) -> Path:
+    """One article file of ``kind`` (html, pdf, docx), as users keep them."""
+    import realdocs as docs  # tests/ is on sys.path, as for test_real_documents.py
+
+    if kind == "html":
+        path = folder / "fair_isle_ferry.html"
+        path.write_text(docs.news_page(*FERRY), encoding="utf-8")
+        return path
+    if kind == "pdf":
+        title, paragraphs, break_before = MILL
+        return docs.print_pdf(docs.print_page(title, paragraphs, break_before=break_before),
+                              folder / "kelso_mill.pdf", folder / "print")
+    title, paragraphs = OBSERVATORY
+    return docs.write_docx(folder / "ben_nevis.docx", title, paragraphs)
+
+
+def _card_answering(driver, question: str, name: str):
+    """Ask ``question``; the first answer card (or low-confidence candidate, opened) with ``name`` as a source."""
+    from selenium.webdriver.common.by import By
+
+    _ask(driver, question)
+    area = _answers(driver)
+    for summary in area.find_elements(By.CSS_SELECTOR, "details.qa-suggestions > summary"):
+        driver.execute_script("arguments[0].click()", summary)
+    return area, _card_with_file(area, name)
+
+
+@pytest.mark.parametrize(("kind", "question", "answer", "page"), [
+    ("html", "Which shipyard built the Good Shepherd V?", "Ailsa Troon", None),
+    ("pdf", "Who led the restoration of the Kelso mill?", "Fiona Maclaren", 2),
+    ("docx", "Who reopened the Ben Nevis observatory?", "Tomas Lindqvist", None),
+])
+def test_an_uploaded_web_page_pdf_or_word_file_is_answered_from(driver, url, tmp_path, kind, question, answer,
+                                                                 page):
+    """Each new format goes through the upload box as a user's file would; the answer card cites it, and a
+    PDF's card says on which page the answer is ("p. 2"), as the CLI does."""
+    from selenium.webdriver.common.by import By
+
+    upload = _make_upload(kind, tmp_path)
+    _open(driver, url)
+    _index_tab(driver)
+    message = _upload(driver, upload)
+    assert f"Added {upload.name}" in message, message
+    assert upload.name in _index_info(driver)
+
+    _ask_tab(driver)
+    area, card = _card_answering(driver, question, upload.name)
+    driver.save_screenshot(str(_artefact(f"uploaded-{kind}-answer.png")))
+    assert card is not None, f"no answer from {upload.name}; answer area: {area.text[:500]!r}"
+    assert answer in card.find_element(By.CSS_SELECTOR, ".qa-answer-text").text, card.text[:300]
+    source = next(s for s in card.find_elements(By.CSS_SELECTOR, ".qa-source")
+                  if s.find_element(By.CSS_SELECTOR, "code.qa-file").text == upload.name)
+    pages = [p.text for p in source.find_elements(By.CSS_SELECTOR, ".qa-source-head .qa-page")]
+    assert pages == ([f"p. {page}"] if page else []), (pages, source.text[:300])
+
+
+def test_a_corrupt_pdf_upload_is_refused_with_its_reason_and_changes_nothing(driver, url, tmp_path):
+    """A binary format is not checked as UTF-8 text: the PDF reader's own check names what is wrong."""
+    corrupt = tmp_path / "annual_report.pdf"
+    corrupt.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 40 + b"\n%%EOF\n")
+    _open(driver, url)
+    _index_tab(driver)
+    articles_before = _index_info(driver)
+    message = _upload(driver, corrupt)
+    driver.save_screenshot(str(_artefact("corrupt-pdf-upload.png")))
+    assert "Nothing was added" in message and "Cannot add annual_report.pdf: it is damaged" in message, message
+    assert "UTF-8" not in message, message
+    assert _index_info(driver) == articles_before
+    assert "annual_report.pdf" not in articles_before
