@@ -53,7 +53,11 @@ def shaped(tmp_path_factory) -> Path:
 
 
 def _run(script: str, args: list[str], cache: Path) -> None:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "QA_BENCH_CACHE": str(cache)}
+    # PYTHONPATH: the scripts import this checkout's qa, not whichever qa is installed (python bench/x.py puts
+    # bench/, not the repository, first on sys.path).
+    pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "QA_BENCH_CACHE": str(cache),
+           "PYTHONPATH": pythonpath}
     proc = subprocess.run([sys.executable, f"bench/{script}", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=900, check=False)
     assert proc.returncode == 0, f"bench/{script} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"

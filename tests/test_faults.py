@@ -260,7 +260,9 @@ def run_child(script: Path, source: Path, index_dir: Path, markers: Path, *, kil
     """
     params = {"source": str(source), "index": str(index_dir), "markers": str(markers), "kill_at": kill_at,
               "real": real, "step_delay": step_delay, "embed_delay": embed_delay, "batch": batch}
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+           # the child script lives in a temporary folder: import this checkout's qa, not the installed one
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     markers.write_text("")
     with open(markers.with_suffix(".err"), "w") as err:
         child = subprocess.Popen([sys.executable, str(script), json.dumps(params)], stdout=subprocess.DEVNULL,

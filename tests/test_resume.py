@@ -87,7 +87,8 @@ def test_a_build_killed_at_60_percent_resumes_without_embedding_finished_chunks(
     script = tmp_path / "child.py"
     script.write_text(CHILD.replace("{stub_source}", inspect.getsource(SlowStub)), encoding="utf-8")
     index_dir = tmp_path / "index"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1",  # the child script is in tmp_path: import this checkout's qa
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     child = subprocess.Popen([sys.executable, str(script), str(seeds_copy), str(index_dir), "0.15"], cwd=REPO,
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
