@@ -40,7 +40,7 @@ from qa.build import build_index
 from qa.cli import main as cli_main
 from qa.config import DEFAULT_CONFIG, MODEL_NAME
 from qa.errors import IndexCorruptError, IndexMismatchError
-from qa.retrieve import Retriever
+from qa.retrieve import NO_WORDS_NOTICE, Retriever
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = sorted((REPO / "seeds").glob("*.txt"))
@@ -922,6 +922,8 @@ def test_bad_questions_get_a_clear_error_or_a_sensible_response(name, real_retri
     assert res.question.isprintable()
     if len(question) > DEFAULT_CONFIG.max_question_chars:
         assert res.notice == f"The question was truncated to {DEFAULT_CONFIG.max_question_chars} characters."
+    elif not any(ch.isalnum() for ch in question):  # issue 15: no words -> an abstention with a notice
+        assert res.notice == NO_WORDS_NOTICE and res.abstained and not res.answers
     else:
         assert res.notice == ""
     assert len(res.answers) <= 3 and (res.answers or res.abstained)
