@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -136,6 +137,7 @@ def run(requests: int, deadline_s: float, workdir: Path) -> dict[str, Any]:
         latencies: dict[int, float] = {}
         results: dict[int, dict[str, Any]] = {}
         failures: dict[int, str] = {}
+        cpu_app, cpu_client = _cpu_s(app.pid), _cpu_s()
         t_all = time.monotonic()
         jobs = {}
         for i in range(requests):
@@ -158,6 +160,10 @@ def run(requests: int, deadline_s: float, workdir: Path) -> dict[str, Any]:
             job.cancel()
             failures[i] = "not answered before the deadline"
         out["wall_s"] = round(time.monotonic() - t_all, 2)
+        app_now = _cpu_s(app.pid)
+        if cpu_app is not None and app_now is not None:  # while the questions were answered only
+            out["app_cpu_s"] = round(app_now - cpu_app, 2)
+        out["client_cpu_s"] = round(_cpu_s() - cpu_client, 2)
         ok = [latencies[i] for i in results]
         out["answered"] = len(results)
         out["failed"] = len(failures)
@@ -181,6 +187,22 @@ def run(requests: int, deadline_s: float, workdir: Path) -> dict[str, Any]:
         app_log.close()
     out["app_exit_status"] = app.returncode
     return out
+
+
+def _cpu_s(pid: int | None = None) -> float | None:
+    """CPU seconds (user + system, all threads) used so far by process ``pid`` (None: this one)."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    try:  # Linux: fields 14 and 15 of /proc/<pid>/stat, after the command name in parentheses
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _per(total: float | None, n: int | None) -> str:
+    return f"{total / n:.3f}" if total is not None and n else "?"
 
 
 def markdown(out: dict[str, Any], info: dict[str, Any]) -> str:
@@ -209,6 +231,10 @@ def markdown(out: dict[str, Any], info: dict[str, Any]) -> str:
         f"{server.get('p50', '-')} s, p95 {server.get('p95', '-')} s. {out.get('abstained', 0)} of the answered "
         f"requests abstained; {out.get('truncation_notices', 0)} carried the truncation notice (the "
         "2,300-character question)."),
+        "",
+        (f"CPU while the questions were answered: the app {out.get('app_cpu_s', '?')} s "
+         f"({_per(out.get('app_cpu_s'), out.get('answered'))} s per answer), this client (gradio_client, "
+         f"{out['requests']} workers) {out.get('client_cpu_s', '?')} s; both share the machine's cores."),
         "",
     ]
     if out.get("failures"):

@@ -56,8 +56,16 @@ class Candidate:
     features: dict[str, float]
 
 
-def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder, config: Config) -> list[Candidate]:
-    """Every span the reader proposes in the hits, with the features the confidence model uses."""
+def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder, config: Config,
+               *, complete: bool = True) -> list[Candidate]:
+    """Every span the reader proposes in the hits, with the features the confidence model uses.
+
+    ``complete=False`` (the answer stage) embeds only the sentences that can change what ``answer_from_hits``
+    returns (``_sentences_needed``); the other candidates get ``sentence_dense = -1`` (its lower bound). On
+    74 seeds questions that embeds 431 sentences instead of 711, with the same answers, sources and
+    suggestions (tests/test_question_path.py compares both). Calibration (training/calibrate.py) needs every
+    feature: the default.
+    """
     readings = reader.read(question, [h.passage.text for h in hits], top_n=config.reader_spans_per_passage,
                            max_answer_tokens=config.max_answer_tokens)
     found: list[tuple[int, Hit, Span, float, tuple[int, int]]] = []
@@ -69,24 +77,67 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
             found.append((rank, hit, span, reading.null_score, sentence))
     if not found:
         return []
-    texts = sorted({h.passage.text[a:b] for _, h, _, _, (a, b) in found})
-    vectors = encoder.encode_queries([question, *texts])
-    similarity = dict(zip(texts, (vectors[1:] @ vectors[0]).tolist(), strict=True))
     # Answer aggregation: an answer the reader proposes in several passages is more likely right.
     passages_of: dict[str, set[str]] = {}
     for _, hit, span, _, _ in found:
         passages_of.setdefault(answer_key(span.text), set()).add(hit.passage.passage_id)
-    return [
-        Candidate(hit, span, {
+    features = [
+        {
             "margin": span.score - null_score,
             "log_prob": math.log(max(span.prob, 1e-9)),
             "dense": hit.scores.get("dense", 0.0),
             "log_rank": math.log(rank),
-            "sentence_dense": similarity[hit.passage.text[a:b]],
+            "sentence_dense": -1.0,  # filled in below
             "log_support": math.log(len(passages_of[answer_key(span.text)])),
-        })
-        for rank, hit, span, null_score, (a, b) in found
+        }
+        for rank, hit, span, null_score, _ in found
     ]
+    needed = range(len(found)) if complete else _sentences_needed(found, features, config)
+    texts = sorted({found[i][1].passage.text[a:b] for i in needed for a, b in [found[i][4]]})
+    similarity: dict[str, float] = {}
+    if texts:
+        vectors = encoder.encode_queries([question, *texts])
+        # Row by row (not one matrix product, whose rounding depends on the number of rows): a sentence's
+        # similarity depends only on the two vectors, whichever other sentences are embedded with it.
+        similarity = dict(zip(texts, (vectors[1:] * vectors[0]).sum(axis=1).tolist(), strict=True))
+    for i in needed:
+        hit, (a, b) = found[i][1], found[i][4]
+        features[i]["sentence_dense"] = similarity[hit.passage.text[a:b]]
+    return [Candidate(hit, span, feats) for (_, hit, span, _, _), feats in zip(found, features, strict=True)]
+
+
+def _sentences_needed(found: list[tuple[int, Hit, Span, float, tuple[int, int]]], features: list[dict[str, float]],
+                      config: Config) -> list[int]:
+    """The candidates whose sentence similarity can change the answer stage's result.
+
+    Only groups whose best candidate reaches ``suggestion_min_confidence`` are ever shown, and a candidate's
+    confidence cannot exceed its value with the largest possible sentence term (cosine 1). The others
+    (``low``) matter only through the shown groups: as further sources of an answer with the same key, or by
+    hiding such a source (an overlapping span taken first). So the needed candidates are those that may reach
+    the threshold, every candidate sharing a key with one of them, and, transitively, every candidate whose
+    span overlaps a needed one in the same article; the rest never meet them, and whatever their order among
+    themselves, each stays below the threshold.
+    """
+    weights = dict(zip(FEATURES, config.calibration_weights, strict=True))
+    bound = abs(weights["sentence_dense"]) * (1.0 + 1e-3)  # |cosine| <= 1, with room for rounding
+    keys = [answer_key(span.text) for _, _, span, _, _ in found]
+    places = [(hit.passage.doc_id, hit.passage.start + span.start, hit.passage.start + span.end)
+              for _, hit, span, _, _ in found]
+    may_show = set()
+    for i, feats in enumerate(features):
+        z = config.calibration_bias + sum(weights[n] * feats[n] for n in FEATURES if n != "sentence_dense")
+        if 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z + bound)))) >= config.suggestion_min_confidence:
+            may_show.add(i)
+    shown_keys = {keys[i] for i in may_show}
+    needed = may_show | {i for i, key in enumerate(keys) if key in shown_keys}
+    todo = list(needed)
+    while todo:
+        doc, start, end = places[todo.pop()]
+        for j, (d, s, e) in enumerate(places):
+            if j not in needed and d == doc and s < end and start < e and (s, e) != (start, end):
+                needed.add(j)
+                todo.append(j)
+    return sorted(needed)
 
 
 def calibrated_confidence(features: dict[str, float], config: Config) -> float:
@@ -159,7 +210,8 @@ def answer_from_hits(
     if not hits:
         return AnswerSet([], True, False, [])
     scored = sorted(
-        ((calibrated_confidence(c.features, config), c) for c in candidates(question, hits, reader, encoder, config)),
+        ((calibrated_confidence(c.features, config), c)
+         for c in candidates(question, hits, reader, encoder, config, complete=False)),
         key=lambda pair: -pair[0],
     )
 

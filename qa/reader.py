@@ -10,10 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -61,11 +64,16 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
 
 
 class OnnxReader:
-    """The shipped reader. Construct with `load_reader()`, which caches one instance per directory."""
+    """The shipped reader. Construct with `load_reader()`, which caches one instance per directory.
+
+    Safe to share between threads. A read that runs alone uses ``threads`` threads (lower latency when the
+    other core is free); reads that overlap others run on one thread each, in a second session made the
+    first time that happens: with every core busy anyway, extra threads only cost CPU (0.64 against 0.54
+    CPU-seconds per question over the 50 load-test questions, identical readings).
+    """
 
     def __init__(self, model_dir: Path = READER_DIR, threads: int | None = None, stride: int = 64,
                  max_answer_tokens: int = 12, spin: bool = False) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         meta_path = model_dir / "reader.json"
@@ -89,15 +97,38 @@ class OnnxReader:
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()
+        self._path, self._spin = model_dir / "reader.onnx", spin
+        self.threads = threads or min(4, os.cpu_count() or 1)
+        self.session = self._session(self.threads)
+        self._solo: Any = None  # the one-thread session for overlapping reads
+        self._reading = 0  # reads in progress
+        self._lock = threading.Lock()
+
+    def _session(self, threads: int) -> Any:
+        import onnxruntime as ort
+
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+        opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         # Idle worker threads sleep instead of spinning: when another request or a rebuild holds the other
         # core, spinning threads steal its time slices (bench/results/ask_threads.md).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-        self.session = ort.InferenceSession(
-            str(model_dir / "reader.onnx"), opts, providers=["CPUExecutionProvider"]
-        )
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self._spin else "0")
+        return ort.InferenceSession(str(self._path), opts, providers=["CPUExecutionProvider"])
+
+    @contextmanager
+    def _claim_session(self) -> Iterator[Any]:
+        """The session for one read: the multi-thread one when no other read runs, else the one-thread one."""
+        with self._lock:
+            self._reading += 1
+            crowded = self._reading > 1 and self.threads > 1
+            if crowded and self._solo is None:
+                self._solo = self._session(1)
+            session = self._solo if crowded else self.session
+        try:
+            yield session
+        finally:
+            with self._lock:
+                self._reading -= 1
 
     def _windows(self, q_ids: list[int], n_ctx: int) -> list[tuple[int, int]]:
         budget = self.max_len - len(q_ids) - 3
@@ -121,6 +152,14 @@ class OnnxReader:
         for p, enc in enumerate(encs):
             rows += [(p, lo, hi) for lo, hi in self._windows(q_ids, len(enc.ids))]
         head = [CLS_ID, *q_ids, SEP_ID]
+        with self._claim_session() as session:
+            logits = self._logits(session, head, encs, rows, batch_size)
+        return self._readings(passages, encs, rows, logits, len(head), top_n, max_answer_tokens)
+
+    @staticmethod
+    def _logits(session: Any, head: list[int], encs: list[Any], rows: list[tuple[int, int, int]],
+                batch_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Start and end logits of every window, in ``rows`` order."""
         logits: list[tuple[np.ndarray, np.ndarray]] = []
         for b in range(0, len(rows), batch_size):
             chunk = rows[b : b + batch_size]
@@ -133,16 +172,19 @@ class OnnxReader:
                 ids[i, : len(s)] = s
                 mask[i, : len(s)] = 1
                 types[i, len(head) : len(s)] = 1
-            start, end = self.session.run(
+            start, end = session.run(
                 None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
             )
             logits += [(start[i, : len(s)], end[i, : len(s)]) for i, s in enumerate(seqs)]
+        return logits
 
+    def _readings(self, passages: list[str], encs: list[Any], rows: list[tuple[int, int, int]],
+                  logits: list[tuple[np.ndarray, np.ndarray]], offset: int, top_n: int,
+                  max_answer_tokens: int) -> list[Reading]:
         per_passage: list[list[Span]] = [[] for _ in passages]
         null_scores = [float("inf")] * len(passages)
         best_null_prob = [1.0] * len(passages)
         best_span_score = [-float("inf")] * len(passages)
-        offset = len(head)
         for (p, lo, hi), (s_log, e_log) in zip(rows, logits, strict=True):
             null_scores[p] = min(null_scores[p], float(s_log[0] + e_log[0]))
             s_lp, e_lp = _log_softmax(s_log), _log_softmax(e_log)
@@ -179,6 +221,7 @@ def load_reader(model_dir: Path = READER_DIR, threads: int | None = None, spin: 
     Two threads that sleep when idle by default: on 2 cores a full ask on the seeds took p50 268 ms with the
     other core idle and 293 ms with it busy, against 318 / 310 ms for one thread, and 258 / 358 ms for two
     spinning threads (2026-11-24; a slower host on 2026-11-30 kept the ranking: 345 / 439, 447 / 446,
-    344 / 528 ms; bench/results/ask_threads.md).
+    344 / 528 ms; bench/results/ask_threads.md). Reads that overlap (a server answering several questions at
+    once) run on one thread each (``OnnxReader``).
     """
     return OnnxReader(model_dir, threads=threads or min(2, os.cpu_count() or 1), spin=spin)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from qa.answer import answer_key, numeric_values, trim_appositive
 from qa.reader import Span
 
@@ -28,3 +30,29 @@ def test_a_span_is_cut_at_a_spaced_dash_but_a_number_range_is_kept():
     assert trim_appositive(Span(0, 19, "80,000 - a UN count", 1.0, 0.1)).text == "80,000"
     assert trim_appositive(Span(0, 15, "Jabhat al-Nusra", 1.0, 0.1)).text == "Jabhat al-Nusra"
     assert trim_appositive(Span(0, 9, "- Qusayr", 1.0, 0.1)).text == "- Qusayr"
+
+
+def test_sentences_needed_are_those_that_can_reach_the_page():
+    """A candidate that can never be shown still counts when it shares an answer with one that can (a further
+    source) or overlaps such a span (it may hide it); an unrelated weak one is not embedded."""
+    from qa.answer import _sentences_needed
+    from qa.config import DEFAULT_CONFIG
+    from qa.types import Hit, Passage
+
+    text = "Hezbollah fighters crossed from Lebanon into Syria near Qusayr."
+    hits = {doc: Hit(Passage(f"{doc}#0", doc, doc, text, 0, len(text)), 1.0) for doc in ("a", "b", "c")}
+
+    def found(doc: str, start: int, end: int, rank: int) -> tuple:
+        return (rank, hits[doc], Span(start, end, text[start:end], 0.0, 0.5), 0.0, (0, len(text)))
+
+    def features(margin: float, rank: int) -> dict[str, float]:
+        return {"margin": margin, "log_prob": 0.0, "dense": 0.5, "log_rank": math.log(rank),
+                "sentence_dense": -1.0, "log_support": 0.0}
+
+    rows = [
+        (found("a", 0, 9, 1), features(10.0, 1)),  # "Hezbollah", strong: may be shown
+        (found("b", 0, 9, 6), features(-10.0, 6)),  # "Hezbollah" again, weak: a further source of it
+        (found("b", 0, 18, 6), features(-10.0, 6)),  # "Hezbollah fighters", weak, overlaps the one above
+        (found("c", 32, 38, 6), features(-10.0, 6)),  # "Lebanon", weak and alone: never seen
+    ]
+    assert _sentences_needed([r[0] for r in rows], [r[1] for r in rows], DEFAULT_CONFIG) == [0, 1, 2]

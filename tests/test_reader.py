@@ -59,3 +59,25 @@ def test_reader_missing_model_says_how_to_fix(tmp_path):
 def test_reader_metadata_records_checksums():
     meta = json.loads((READER_DIR / "reader.json").read_text())
     assert set(meta["sha256"]) >= {"reader.onnx", "tokenizer.json"}
+
+
+def test_overlapping_reads_run_on_one_thread_and_read_the_same():
+    """A read alone uses the reader's threads; one that overlaps another gets the one-thread session, whose
+    readings are identical (so how busy the server is never changes an answer)."""
+    from pathlib import Path
+
+    reader = OnnxReader(threads=2)
+    with reader._claim_session() as first, reader._claim_session() as second:
+        assert first is reader.session and second is reader._solo and second is not first
+    with reader._claim_session() as alone:
+        assert alone is reader.session
+    seeds = sorted((Path(__file__).resolve().parent.parent / "seeds").glob("*.txt"))
+    passages = [p.read_text(encoding="utf-8")[:1500] for p in seeds] + [PASSAGE_004, UNRELATED]
+    questions = ["Who backed the rebels?", "Which city is next?", "How many people have died?"]
+    with reader._claim_session():  # every read below overlaps this claim: one thread
+        crowded = [reader.read(q, passages, top_n=5) for q in questions]
+    assert reader._reading == 0
+    assert [reader.read(q, passages, top_n=5) for q in questions] == crowded
+    single = OnnxReader(threads=1)
+    with single._claim_session(), single._claim_session() as second:
+        assert second is single.session and single._solo is None
