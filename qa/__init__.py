@@ -1,8 +1,8 @@
 """qa: short answers with their sources from a folder of articles.
 
-    from qa import Retriever, build_index
+    from qa import Pipeline, build_index
     build_index("seeds", "index")
-    res = Retriever.load("index").ask("Who backed the rebels?")
+    res = Pipeline.load("index").ask("Who backed the rebels?")  # Retriever: the same class, its old name
     res.answers[0].text, res.answers[0].confidence, res.answers[0].sources[0].doc_id
 
 Importing qa loads no model; models load lazily on first use.
@@ -36,6 +36,7 @@ __all__ = [
     "ModelLoadError",
     "Paragraph",
     "Passage",
+    "Pipeline",
     "QAError",
     "Response",
     "Retriever",
@@ -47,11 +48,12 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # Retriever and build_index pull in numpy/faiss; import them on first use so `import qa` stays cheap.
-    if name == "Retriever":
-        from qa.retrieve import Retriever
+    # Pipeline (alias Retriever) and build_index pull in numpy/faiss; import them on first use so `import qa`
+    # stays cheap.
+    if name in ("Pipeline", "Retriever"):
+        from qa import pipeline
 
-        return Retriever
+        return getattr(pipeline, name)
     if name in ("build_index", "index_status", "BuildReport", "IndexStatus"):
         from qa import build
 
