@@ -42,7 +42,6 @@ class Reading:
 
     spans: list[Span]  # best first
     null_score: float  # start + end logit of [CLS], the lowest over the passage's windows
-    null_prob: float  # probability mass on [CLS] in the window with the best span
 
 
 class Reader(Protocol):
@@ -183,8 +182,6 @@ class OnnxReader:
                   max_answer_tokens: int) -> list[Reading]:
         per_passage: list[list[Span]] = [[] for _ in passages]
         null_scores = [float("inf")] * len(passages)
-        best_null_prob = [1.0] * len(passages)
-        best_span_score = [-float("inf")] * len(passages)
         for (p, lo, hi), (s_log, e_log) in zip(rows, logits, strict=True):
             null_scores[p] = min(null_scores[p], float(s_log[0] + e_log[0]))
             s_lp, e_lp = _log_softmax(s_log), _log_softmax(e_log)
@@ -200,9 +197,6 @@ class OnnxReader:
                     score = float(ctx_s[i] + ctx_e[j])
                     prob = float(np.exp(s_lp[offset + i] + e_lp[offset + j]))
                     per_passage[p].append(Span(c_start, c_end, passages[p][c_start:c_end], score, prob))
-                    if score > best_span_score[p]:
-                        best_span_score[p] = score
-                        best_null_prob[p] = float(np.exp(s_lp[0] + e_lp[0]))
         readings = []
         for p, spans in enumerate(per_passage):
             best: dict[tuple[int, int], Span] = {}
@@ -210,7 +204,7 @@ class OnnxReader:
                 if (sp.start, sp.end) not in best or best[(sp.start, sp.end)].score < sp.score:
                     best[(sp.start, sp.end)] = sp
             ranked = sorted(best.values(), key=lambda s: -s.score)[:top_n]
-            readings.append(Reading(ranked, null_scores[p], best_null_prob[p]))
+            readings.append(Reading(ranked, null_scores[p]))
         return readings
 
 
