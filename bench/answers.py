@@ -2,8 +2,8 @@
 
 Rows
 - ``hybrid + reader``: ``Retriever.ask`` as shipped (RRF of BM25 and dense, current qa.config).
-- ``bm25 passages + reader`` / ``dense passages + reader``: the same Retriever with its search mode fixed to
-  ``sparse`` / ``dense`` (qa.evaluate.with_mode), everything else unchanged. The answer confidence uses the
+- ``bm25 passages + reader`` / ``dense passages + reader``: the same Retriever asked with ``mode="sparse"`` /
+  ``mode="dense"`` (qa.evaluate's runners pass it on), everything else unchanged. The answer confidence uses the
   passage's dense similarity as a feature; BM25-only hits carry none (0.0), so that row abstains more: that
   is what the shipped calibration does with such hits, not a separate tuning.
 - ``haystack reader (same weights)`` / ``haystack reader + segment ids`` (``--peer``): the peer's answer
@@ -60,7 +60,7 @@ from peer_reader import (
     real_pairs,
 )
 
-from qa.evaluate import evaluate_seeds, evaluate_squad, ms, read_jsonl, render_table, spread, with_mode
+from qa.evaluate import evaluate_seeds, evaluate_squad, ms, read_jsonl, render_table, spread
 from qa.reader import READER_DIR
 
 VARIANTS = {"hybrid": "hybrid + reader", "sparse": "bm25 passages + reader", "dense": "dense passages + reader"}
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         r, _ = cached_retriever(SEEDS, "seeds")
         result["seeds"] = {}
         for mode in modes:
-            res = evaluate_seeds(with_mode(r, mode), args.gold)
+            res = evaluate_seeds(r, args.gold, mode=mode)
             result["seeds"][mode] = res
             log(f"seeds {mode}: {json.dumps({k: res['overall'][k] for k in SEED_KEYS})}")
         if peers:

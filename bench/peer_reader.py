@@ -39,8 +39,9 @@ from common import CACHE, REPO, SEEDS, offline_env
 
 offline_env()
 
+from qa.pipeline import Retriever
 from qa.reader import READER_DIR
-from qa.retrieve import Retriever, diverse
+from qa.search import DEFAULT_MODE
 from qa.types import Answer, Response, Source
 
 PEER_CACHE = CACHE / "peer_reader"
@@ -280,11 +281,10 @@ class PeerSettings:
         return "haystack reader + segment ids" if self.segment_ids else "haystack reader"
 
 
-def passages_to_read(retriever: Retriever, question: str) -> tuple[list[Any], list[Any]]:
-    """(retrieved hits, the hits the reader reads): the two steps of ``Retriever.ask`` before the reader."""
-    cfg = retriever.config
-    hits = retriever.search(question, k=max(cfg.reader_passages * 4, 10))
-    return hits, diverse(hits, cfg.reader_passages, cfg.reader_passages_per_doc)
+def passages_to_read(retriever: Retriever, question: str, mode: str = DEFAULT_MODE) -> tuple[list[Any], list[Any]]:
+    """(retrieved hits, the hits the reader reads): the pipeline's two steps of ``ask`` before the reader."""
+    hits = retriever.search(question, k=retriever.search_depth, mode=mode)
+    return hits, retriever.passages_to_read(hits)
 
 
 class PeerRetriever(Retriever):
@@ -319,17 +319,14 @@ class PeerRetriever(Retriever):
                                              stride=s.stride)
         return self._haystack
 
-    def passages_to_read(self, question: str) -> tuple[list[Any], list[Any]]:
-        return passages_to_read(self, question)
-
-    def ask(self, question: str, k: int = 3) -> Response:
+    def ask(self, question: str, k: int = 3, mode: str = DEFAULT_MODE) -> Response:
         from haystack import Document
 
         question, notice = self._check_question(question)
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         t0 = time.perf_counter()
-        hits, to_read = self.passages_to_read(question)
+        hits, to_read = passages_to_read(self, question, mode)
         t1 = time.perf_counter()
         by_id = {h.passage.passage_id: h for h in to_read}
         docs = [Document(id=h.passage.passage_id, content=h.passage.text) for h in to_read]
@@ -366,7 +363,7 @@ class _RecordingReader:
         from qa.reader import Reading
 
         self.passages = list(passages)
-        return [Reading([], 0.0, 1.0) for _ in passages]
+        return [Reading([], 0.0) for _ in passages]
 
 
 def check_same_passages(peer: PeerRetriever, questions: list[str]) -> None:
@@ -376,11 +373,11 @@ def check_same_passages(peer: PeerRetriever, questions: list[str]) -> None:
         recorder = _RecordingReader()
         Retriever(peer.store, peer.config, encoder=peer.encoder, reader=recorder).ask(question)
         ours = recorder.passages or []
-        theirs = [h.passage.text for h in peer.passages_to_read(question)[1]]
+        theirs = [h.passage.text for h in passages_to_read(peer, question)[1]]
         if ours != theirs:
             raise RuntimeError(
                 f"bench/peer_reader.py reads other passages than Retriever.ask for {question!r} "
-                f"({len(theirs)} vs {len(ours)}): update passages_to_read to follow qa/retrieve.py."
+                f"({len(theirs)} vs {len(ours)}): update passages_to_read to follow qa/pipeline.py."
             )
 
 

@@ -70,7 +70,7 @@ from qa.evaluate import (
     spread,
 )
 from qa.metrics import hit_at_k, mrr_at_k, ndcg_at_k, recall_at_k
-from qa.retrieve import fuse
+from qa.search import fuse
 
 RRF_KS = (10, 30, 60, 100)
 WEIGHTS = (0.5, 1.0, 2.0)
@@ -185,8 +185,7 @@ def time_subset(ds: Dataset, system: str, call: Callable[[str], list[str]], subs
 
 
 def run_qa(ds: Dataset, cached: CachedQueries, subset: list[int]) -> None:
-    from qa.evaluate import with_mode
-    from qa.retrieve import dense, sparse
+    from qa.search import dense, sparse
 
     store, cfg = ds.retriever.store, ds.retriever.config
     ds.qa_runs["sparse"] = [sparse(store, q.text, ds.depth) for q in ds.queries]
@@ -194,7 +193,7 @@ def run_qa(ds: Dataset, cached: CachedQueries, subset: list[int]) -> None:
     weights = {"sparse": cfg.sparse_weight, "dense": cfg.dense_weight}
     hybrid = [fuse({"sparse": s, "dense": d}, weights, cfg.rrf_k, ds.depth)
               for s, d in zip(ds.qa_runs["sparse"], ds.qa_runs["dense"], strict=True)]
-    r = with_mode(ds.retriever, "hybrid", dense_depth=ds.depth, sparse_depth=ds.depth)
+    r = ds.retriever.with_config(dense_depth=ds.depth, sparse_depth=ds.depth)
     for mode, system, hits in (("sparse", "bm25 (qa sparse)", ds.qa_runs["sparse"]),
                                ("dense", "dense (qa, exact FAISS)", ds.qa_runs["dense"]),
                                ("hybrid", "qa hybrid (RRF)", hybrid)):

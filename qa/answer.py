@@ -3,8 +3,9 @@
 Confidence is a logistic model over a few features of each candidate span (the reader's span-vs-no-answer
 margin, its span probability, the passage's dense similarity and fused rank, and the dense similarity of
 the sentence holding the span to the question). Its weights are fitted on SQuAD dev questions in the open
-setting plus their unanswerable variant (training/calibrate.py) and stored in Config, so that "0.8" means
-right about 80% of the time. Below Config.abstain_threshold we abstain.
+setting plus their unanswerable variants (training/calibrate.py) and shipped beside the reader
+(qa.calibration), so that "0.8" means right about 80% of the time. Below the calibration's abstention
+threshold (which Config.abstain_threshold may override) we abstain.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 
+from qa.calibration import Calibration, calibration_for, sigmoid
 from qa.config import Config
 from qa.embed import Encoder
+from qa.errors import ModelLoadError
 from qa.lexical import skeleton
 from qa.metrics import normalize_answer
 from qa.passages import split_sentences
@@ -118,15 +121,16 @@ def _sentences_needed(found: list[tuple[int, Hit, Span, float, tuple[int, int]]]
     span overlaps a needed one in the same article; the rest never meet them, and whatever their order among
     themselves, each stays below the threshold.
     """
-    weights = dict(zip(FEATURES, config.calibration_weights, strict=True))
+    calibration = answer_calibration(config)
+    weights = calibration.weights_by_name()
     bound = abs(weights["sentence_dense"]) * (1.0 + 1e-3)  # |cosine| <= 1, with room for rounding
     keys = [answer_key(span.text) for _, _, span, _, _ in found]
     places = [(hit.passage.doc_id, hit.passage.start + span.start, hit.passage.start + span.end)
               for _, hit, span, _, _ in found]
     may_show = set()
     for i, feats in enumerate(features):
-        z = config.calibration_bias + sum(weights[n] * feats[n] for n in FEATURES if n != "sentence_dense")
-        if 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z + bound)))) >= config.suggestion_min_confidence:
+        z = calibration.bias + sum(weights[n] * feats[n] for n in FEATURES if n != "sentence_dense")
+        if sigmoid(z + bound) >= config.suggestion_min_confidence:
             may_show.add(i)
     shown_keys = {keys[i] for i in may_show}
     needed = may_show | {i for i, key in enumerate(keys) if key in shown_keys}
@@ -140,13 +144,22 @@ def _sentences_needed(found: list[tuple[int, Hit, Span, float, tuple[int, int]]]
     return sorted(needed)
 
 
+def answer_calibration(config: Config) -> Calibration:
+    """The shipped calibration with ``config``'s overrides, checked to weigh exactly the features computed here."""
+    calibration = calibration_for(config)
+    if sorted(calibration.features) != sorted(FEATURES):
+        raise ModelLoadError(
+            f"The answer calibration weighs features {calibration.features}, the answer stage computes {FEATURES}: "
+            "refit it with `python training/calibrate.py --write`."
+        )
+    return calibration
+
+
 def calibrated_confidence(features: dict[str, float], config: Config) -> float:
-    weights = config.calibration_weights
-    z = config.calibration_bias + sum(w * features[name] for name, w in zip(FEATURES, weights, strict=True))
-    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+    return answer_calibration(config).confidence(features)
 
 
-def _fold(token: str) -> str:
+def _fold_spelling(token: str) -> str:
     """Spelling-variant key: "hizbollah"/"hezbollah" and "qusair"/"qusayr" meet; plurals fold to singular."""
     if token.isdigit():
         return token
@@ -158,7 +171,7 @@ def _fold(token: str) -> str:
 def answer_key(text: str) -> str:
     """Grouping key for equal answers ("18-day" ~ "18 days", "Hezbollah" = "Hizbollah")."""
     text = re.sub(r"(?<=\d),(?=\d{3})", "", text.replace("-", " "))
-    return " ".join(_fold(t) for t in normalize_answer(text).split())
+    return " ".join(_fold_spelling(t) for t in normalize_answer(text).split())
 
 
 def numeric_values(text: str) -> set[float]:
@@ -209,8 +222,9 @@ def answer_from_hits(
     """Read the hits, score candidate spans, group equal answers, abstain or flag conflicts."""
     if not hits:
         return AnswerSet([], True, False, [])
+    calibration = answer_calibration(config)
     scored = sorted(
-        ((calibrated_confidence(c.features, config), c)
+        ((calibration.confidence(c.features), c)
          for c in candidates(question, hits, reader, encoder, config, complete=False)),
         key=lambda pair: -pair[0],
     )
@@ -236,7 +250,7 @@ def answer_from_hits(
             group.sources.append(src)
 
     ranked = sorted(groups.values(), key=lambda g: -g.confidence)
-    if not ranked or ranked[0].confidence < config.abstain_threshold:
+    if not ranked or ranked[0].confidence < calibration.abstain_threshold:
         suggestions = [_answer(g) for g in ranked[:k] if g.confidence >= config.suggestion_min_confidence]
         return AnswerSet([], True, False, suggestions)
 

