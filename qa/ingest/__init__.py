@@ -6,7 +6,15 @@ One owner per step: ``registry`` maps a suffix to its format (reader, size limit
 skips. Adding a format: a reader module returning :class:`Extracted`, and one entry in ``registry.FORMATS``.
 """
 
-from qa.ingest.documents import Extracted, IngestResult, Reuse, Skipped, make_document, normalise_text
+from qa.ingest.documents import (
+    Extracted,
+    IngestResult,
+    Reuse,
+    Skipped,
+    make_document,
+    normalise_text,
+    normalize_text,
+)
 from qa.ingest.folder import file_hashes, load_corpus, load_folder, read_article
 from qa.ingest.jsonl import ID_KEYS, TEXT_KEYS, load_jsonl
 from qa.ingest.registry import FORMATS, Format, article_suffixes, check_upload, extractor_changes, format_for
@@ -30,5 +38,6 @@ __all__ = [
     "load_jsonl",
     "make_document",
     "normalise_text",
+    "normalize_text",
     "read_article",
 ]

@@ -66,7 +66,7 @@ class Extracted:
     """One file as its reader understood it, before boilerplate marking.
 
     ``text`` holds one paragraph per line. When ``pages`` is given (offsets in ``text`` where each page
-    starts), ``text`` must already be canonical (``normalise_text(text) == text``) so the offsets survive.
+    starts), ``text`` must already be canonical (``normalize_text(text) == text``) so the offsets survive.
     """
 
     title: str
@@ -76,7 +76,7 @@ class Extracted:
     date: str = ""
 
 
-def normalise_text(raw: str) -> str:
+def normalize_text(raw: str) -> str:
     """Canonical text: NFKC, plain spaces, LF line ends, trimmed lines, at most one blank line in a row.
 
     Non-breaking and other odd spaces break tokenisers and exact matching; invisible characters (BOM,
@@ -90,9 +90,15 @@ def normalise_text(raw: str) -> str:
     return _BLANK_RUNS.sub("\n\n", text).strip("\n")
 
 
-def normalise_line(raw: str) -> str:
+def normalize_line(raw: str) -> str:
     """One paragraph as a single canonical line (inner line breaks become spaces)."""
-    return " ".join(normalise_text(raw).split())
+    return " ".join(normalize_text(raw).split())
+
+
+# The British spellings these had before qa settled on US spelling (normalize_answer, normalize_text): public
+# through qa.ingest, so kept for existing callers.
+normalise_text = normalize_text
+normalise_line = normalize_line
 
 
 def _invisible(ch: str) -> bool:
@@ -127,7 +133,7 @@ def make_document(
 
     ``pages`` are offsets into ``body``, which must then be canonical already (a reader's bug otherwise).
     """
-    text = normalise_text(body)
+    text = normalize_text(body)
     if pages and text != body:
         raise ValueError(f"{doc_id}: a paged body must be normalised by its reader, or its page offsets move")
     spans = [(m.start(), m.end()) for m in _PARAGRAPH.finditer(text)]
@@ -136,8 +142,8 @@ def make_document(
     else:
         labels = [(False, "")] * len(spans)
     paragraphs = tuple(Paragraph(a, b, bad, reason) for (a, b), (bad, reason) in zip(spans, labels, strict=True))
-    return Document(doc_id, normalise_line(title), text, sha256, paragraphs, tuple(pages),
-                    normalise_line(author), date)
+    return Document(doc_id, normalize_line(title), text, sha256, paragraphs, tuple(pages),
+                    normalize_line(author), date)
 
 
 def from_extracted(doc_id: str, extracted: Extracted, sha256: str) -> Document:

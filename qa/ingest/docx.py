@@ -15,7 +15,7 @@ import io
 import zipfile
 from typing import Any
 
-from qa.ingest.documents import Extracted, Unreadable, normalise_line
+from qa.ingest.documents import Extracted, Unreadable, normalize_line
 
 MAX_UNPACKED_BYTES = 100_000_000
 MAX_RATIO = 100  # unpacked / packed; Word's own files are around 3-20 (XML), about 1 with pictures
@@ -31,7 +31,7 @@ def read_docx(raw: bytes) -> Extracted:
         document = docx.Document(io.BytesIO(raw))
         blocks = list(_blocks(document))
         props = document.core_properties
-        prop_title, author = normalise_line(props.title or ""), normalise_line(props.author or "")
+        prop_title, author = normalize_line(props.title or ""), normalize_line(props.author or "")
         date = props.created.date().isoformat() if props.created else ""
     except Unreadable:
         raise
@@ -76,7 +76,7 @@ def _blocks(document: Any) -> Any:
     names = {style.style_id: style.name or "" for style in document.styles}
     for item in document.iter_inner_content():
         if isinstance(item, Paragraph):
-            text = normalise_line(item.text)
+            text = normalize_line(item.text)
             if text:
                 style = names.get(item._p.style or "", "")
                 yield text, style == "Title" or style.startswith("Heading")
@@ -84,7 +84,7 @@ def _blocks(document: Any) -> Any:
             for row in item.rows:
                 cells = []
                 for cell in row.cells:
-                    text = normalise_line(cell.text)
+                    text = normalize_line(cell.text)
                     if text and (not cells or cells[-1] != text):  # merged cells repeat their text
                         cells.append(text)
                 if cells:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from qa.ingest.documents import Extracted, Unreadable, normalise_line
+from qa.ingest.documents import Extracted, Unreadable, normalize_line
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +32,10 @@ def read_html(raw: bytes) -> Extracted:
             "no main text found: the page holds only navigation, links or scripts (or is not HTML); "
             "save the article's own page, or copy its text into a .txt file"
         )
-    title = normalise_line(page.title or "")
+    title = normalize_line(page.title or "")
     lines = text.split("\n")
-    if title and normalise_line(lines[0]).casefold() == title.casefold():
+    if title and normalize_line(lines[0]).casefold() == title.casefold():
         lines = lines[1:]  # the headline, kept by trafilatura as the first line
     if not any(line.strip() for line in lines):
         raise Unreadable("no main text found: the page holds a headline but no article text; save the article's page")
-    return Extracted(title, "\n".join(lines), author=normalise_line(page.author or ""), date=page.date or "")
+    return Extracted(title, "\n".join(lines), author=normalize_line(page.author or ""), date=page.date or "")

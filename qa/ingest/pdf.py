@@ -26,7 +26,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from qa.ingest.documents import Extracted, Unreadable, normalise_line, normalise_text
+from qa.ingest.documents import Extracted, Unreadable, normalize_line, normalize_text
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +62,14 @@ def read_pdf(raw: bytes) -> Extracted:
     if not title:
         first = next((p for page in paragraphs for p in page), "")
         title = first if len(first.split()) <= 20 else ""
-    if paragraphs and paragraphs[0] and paragraphs[0][0].casefold() == normalise_line(title).casefold():
+    if paragraphs and paragraphs[0] and paragraphs[0][0].casefold() == normalize_line(title).casefold():
         paragraphs[0] = paragraphs[0][1:]  # the title printed as the first line
     text, starts = _join_pages(paragraphs)
     if not text:
         raise Unreadable("it holds only a title, no body text; add the PDF the article is in")
-    if normalise_text(text) != text:  # never expected; offsets would not survive normalisation
+    if normalize_text(text) != text:  # never expected; offsets would not survive normalisation
         logger.warning("PDF text is not canonical after joining: page numbers are dropped for this file")
-        return Extracted(title, normalise_text(text))
+        return Extracted(title, normalize_text(text))
     return Extracted(title, text, starts)
 
 
@@ -125,7 +125,7 @@ def _page_text(page: Any) -> str:
 
 def _metadata_title(reader: Any) -> str:
     meta = reader.metadata
-    title = normalise_line(str(meta.title or "")) if meta is not None else ""
+    title = normalize_line(str(meta.title or "")) if meta is not None else ""
     return "" if not title or _FILE_NAME_TITLE.search(title) else title
 
 
@@ -163,7 +163,7 @@ def _paragraphs(lines: list[str]) -> list[str]:
         if current and indented:
             paragraphs.append(current)
             current = []
-        current.append(normalise_line(line))
+        current.append(normalize_line(line))
     if current:
         paragraphs.append(current)
     return [p for p in (_join_lines(lines) for lines in paragraphs) if p]

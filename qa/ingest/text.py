@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from qa.ingest.documents import Extracted, Unreadable, normalise_text
+from qa.ingest.documents import Extracted, Unreadable, normalize_text
 
 _BINARY_SAMPLE = 8192
 _MAX_CONTROL_RATIO = 0.05  # more control bytes than this (besides tab/newline/CR/FF) and it is not text
@@ -53,7 +53,7 @@ def decode_text(raw: bytes) -> str:
         raise Unreadable(
             f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); re-save it as UTF-8"
         ) from None
-    text = normalise_text(decoded)
+    text = normalize_text(decoded)
     if not text:
         raise Unreadable("it is empty (only whitespace or invisible characters); add the article text")
     return text
