@@ -119,4 +119,4 @@ def search_mode(mode: Mode) -> SearchMode:
     try:
         return REGISTRY[mode]
     except (KeyError, TypeError):
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}") from None
+        raise ValueError(f"mode must be one of {tuple(REGISTRY)}, got {mode!r}") from None

@@ -1,0 +1,170 @@
+"""The retrieval-mode registry, the Pipeline's steps and mode argument, the calibration shipped beside the
+reader, and the CLI settings generated from Config."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from qa import calibration
+from qa.calibration import CALIBRATION_PATH, Calibration, calibration_for, load_calibration
+from qa.config import DEFAULT_CONFIG, Config, cli_settings
+from qa.errors import ModelLoadError
+from qa.search import MODES, REGISTRY, sparse_mode
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, encoder):
+    from qa.build import build_index
+    from qa.pipeline import Pipeline
+
+    index = tmp_path_factory.mktemp("pipeline") / "index"
+    build_index(REPO / "seeds", index, progress=False, encoder=encoder)
+    return Pipeline.load(index, encoder=encoder)
+
+
+# ------------------------------------------------------------------------------------------------ modes
+
+
+def test_the_registry_is_where_mode_names_come_from():
+    from qa.cli import parser
+
+    assert MODES == tuple(REGISTRY) and MODES[0] == "hybrid" and set(MODES) == {"hybrid", "dense", "sparse"}
+    sub = next(a for a in parser()._actions if a.dest == "command").choices
+    mode = next(a for a in sub["eval"]._actions if a.dest == "mode")
+    assert tuple(mode.choices) == MODES
+
+
+def test_old_names_still_import():
+    import qa
+    from qa.pipeline import Pipeline
+    from qa.retrieve import MODES as OLD_MODES
+    from qa.retrieve import Retriever, fuse
+
+    assert qa.Retriever is Retriever is Pipeline is qa.Pipeline and OLD_MODES == MODES and callable(fuse)
+
+
+def test_ask_takes_a_mode_and_a_new_mode_is_one_registry_entry(pipeline, monkeypatch):
+    question = "Which nerve agent was the regime accused of using?"
+    sparse_only = pipeline.ask(question, mode="sparse")
+    assert sparse_only.passages and all("dense" not in h.scores for h in sparse_only.passages)
+    assert all("fused" in h.scores for h in pipeline.ask(question).passages)
+
+    calls = []
+
+    def first_mode(store, encoder, q, k, config):  # BM25, recorded: a mode is a function and an entry
+        calls.append(k)
+        return sparse_mode(store, encoder, q, k, config)
+
+    monkeypatch.setitem(REGISTRY, "recorded", first_mode)
+    res = pipeline.ask(question, mode="recorded")
+    assert calls == [pipeline.search_depth]
+    assert [h.passage.passage_id for h in res.passages] == [h.passage.passage_id for h in sparse_only.passages]
+    with pytest.raises(ValueError, match="mode must be one of .*'recorded'.*got 'bm25'"):
+        pipeline.search(question, mode="bm25")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        pipeline.ask("?!", mode="bm25")
+
+
+def test_the_pipeline_steps_are_what_ask_reads(pipeline):
+    question = "Who backed the rebels?"
+    hits = pipeline.search(question, k=pipeline.search_depth)
+    to_read = pipeline.passages_to_read(hits)
+    assert len(to_read) == pipeline.config.reader_passages
+    found = pipeline.candidates(question, to_read)
+    assert found and all(c.features["sentence_dense"] > -1.0 for c in found)  # every feature is computed
+    best = max(calibration_for(pipeline.config).confidence(c.features) for c in found)
+    res = pipeline.ask(question)
+    shown = res.answers or res.suggestions
+    assert shown and shown[0].confidence == round(best, 4)
+
+
+def test_with_config_shares_the_index_and_models(pipeline):
+    deeper = pipeline.with_config(dense_depth=80)
+    assert deeper.store is pipeline.store and deeper.encoder is pipeline.encoder
+    assert deeper.config.dense_depth == 80 and pipeline.config.dense_depth == DEFAULT_CONFIG.dense_depth
+
+
+# ------------------------------------------------------------------------------------------ calibration
+
+
+def test_the_shipped_calibration_is_the_fit_config_used_to_hold():
+    from qa.answer import FEATURES
+
+    shipped = load_calibration()
+    assert shipped.features == FEATURES
+    assert shipped.weights == (0.3115, -0.1694, 0.011, -0.6773, 3.0661, 1.8146)
+    assert (shipped.bias, shipped.abstain_threshold) == (-4.8173, 0.36)
+    meta = json.loads((CALIBRATION_PATH.parent / "reader.json").read_text())
+    assert shipped.reader_sha256 == meta["sha256"]["reader.onnx"]
+    assert shipped.fitted["by"] == "training/calibrate.py"
+    assert calibration_for(DEFAULT_CONFIG) == shipped
+
+
+def test_config_fields_override_the_shipped_calibration():
+    shipped = load_calibration()
+    tuned = calibration_for(Config(abstain_threshold=0.5, calibration_bias=-1.0))
+    assert (tuned.abstain_threshold, tuned.bias, tuned.weights) == (0.5, -1.0, shipped.weights)
+    with pytest.raises(ValueError, match="one weight per feature"):
+        calibration_for(Config(calibration_weights=(1.0, 2.0)))
+
+
+def test_a_damaged_or_missing_calibration_says_what_to_do(tmp_path, caplog):
+    bad = tmp_path / "calibration.json"
+    bad.write_text('{"format_version": 1, "features": ["margin"]}')
+    with pytest.raises(ModelLoadError, match="calibrate.py --write"):
+        load_calibration(bad)
+    bad.write_text("{not json")
+    with pytest.raises(ModelLoadError, match="calibrate.py --write"):
+        load_calibration(bad)
+    with pytest.raises(ModelLoadError, match="No answer calibration"):
+        load_calibration(tmp_path / "absent.json")
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "reader.json").write_text(json.dumps({"sha256": {"reader.onnx": "0" * 64}}))
+    (other / "calibration.json").write_text(CALIBRATION_PATH.read_text())
+    with caplog.at_level(logging.WARNING, logger=calibration.__name__):
+        assert load_calibration(other / "calibration.json") == load_calibration()
+    assert "fitted on another reader" in caplog.text
+
+
+def test_calibration_round_trips_and_ships_as_package_data():
+    shipped = load_calibration()
+    assert Calibration.from_dict(json.loads(json.dumps(shipped.to_dict()))) == shipped
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["qa"]
+    inside = CALIBRATION_PATH.relative_to(REPO / "qa").as_posix()
+    assert any(fnmatch.fnmatch(inside, pattern) for pattern in data)
+
+
+# ------------------------------------------------------------------------------------------------ config
+
+
+def test_cli_settings_come_from_config_fields():
+    from qa.cli import parser
+
+    sub = next(a for a in parser()._actions if a.dest == "command").choices
+    for command in ("build", "ask", "check", "eval"):
+        flags = {opt for a in sub[command]._actions for opt in a.option_strings}
+        wanted = {"--" + f.name.replace("_", "-") for f in cli_settings(command)}
+        assert wanted and wanted <= flags
+    assert {f.name for f in cli_settings("check")} == set(DEFAULT_CONFIG.index_settings()) - {"model_name"}
+    assert all(f.metadata["help"] for f in fields(Config) if f.metadata)
+    assert "embed_backend" not in {f.name for f in fields(Config)} and not hasattr(Config, "from_dict")
+
+
+def test_check_takes_the_index_settings(pipeline, capsys):
+    from qa.cli import main
+
+    index = str(pipeline.store.path.parent)  # store.path is the version directory inside the index
+    assert main(["check", "--index", index]) == 0
+    assert main(["check", "--index", index, "--passage-target-words", "100"]) == 1
+    assert "passage_target_words" in capsys.readouterr().out
