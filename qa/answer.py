@@ -155,10 +155,6 @@ def answer_calibration(config: Config) -> Calibration:
     return calibration
 
 
-def calibrated_confidence(features: dict[str, float], config: Config) -> float:
-    return answer_calibration(config).confidence(features)
-
-
 def _fold_spelling(token: str) -> str:
     """Spelling-variant key: "hizbollah"/"hezbollah" and "qusair"/"qusayr" meet; plurals fold to singular."""
     if token.isdigit():
