@@ -7,7 +7,7 @@ skips. Adding a format: a reader module returning :class:`Extracted`, and one en
 """
 
 from qa.ingest.documents import Extracted, IngestResult, Reuse, Skipped, make_document, normalise_text
-from qa.ingest.folder import file_hashes, load_corpus, load_folder, read_article
+from qa.ingest.folder import article_files, file_hashes, load_corpus, load_folder, read_article
 from qa.ingest.jsonl import ID_KEYS, TEXT_KEYS, load_jsonl
 from qa.ingest.registry import FORMATS, Format, article_suffixes, check_upload, extractor_changes, format_for
 
@@ -20,6 +20,7 @@ __all__ = [
     "IngestResult",
     "Reuse",
     "Skipped",
+    "article_files",
     "article_suffixes",
     "check_upload",
     "extractor_changes",
