@@ -170,6 +170,17 @@ def test_accepted_types_come_from_the_ingest_registry():
         lib.check_article_name("corpus.jsonl")  # a corpus, not an article: qa build --seeds corpus.jsonl
 
 
+def test_upload_help_lists_the_registry_formats_and_limits():
+    from qa.ingest import FORMATS, article_suffixes
+
+    text = render.upload_help(DEFAULT_CONFIG)
+    assert all(f"`{suffix}`" in text for suffix in article_suffixes())
+    assert "`.jsonl`" not in text  # a corpus, not an article
+    assert "`.pdf` up to 50 MB" in text and "`.txt` up to 5 MB" in text
+    utf8 = ", ".join(f"`{s}`" for fmt in FORMATS if fmt.utf8 and fmt.read for s in fmt.suffixes)
+    assert f"Text files ({utf8}) are UTF-8" in text and utf8 == "`.txt`, `.md`"
+
+
 def test_the_source_line_shows_the_page_of_a_pdf_answer():
     p = _passage("report.pdf", text="Qusayr fell on 5 June after a three-week siege.")
     src = _source(p, "5 June")

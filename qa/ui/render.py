@@ -243,7 +243,9 @@ def render_index_info(library: Library) -> str:
 
 def upload_help(config: Config) -> str:
     """The upload box's text: each accepted format with its size limit, from the ingest registry."""
+    formats = article_formats()
     kinds = "; ".join(f"{'/'.join(f'`{s}`' for s in fmt.suffixes)} up to {fmt.limit(config) / 1e6:g} MB"
-                      for fmt in article_formats())
-    return (f"Article files: {kinds}. Text files (`.txt`, `.md`) are UTF-8 with the title on the first line. "
+                      for fmt in formats)
+    text = ", ".join(f"`{s}`" for fmt in formats if fmt.utf8 for s in fmt.suffixes)
+    return (f"Article files: {kinds}. Text files ({text}) are UTF-8 with the title on the first line. "
             "The index is updated at once.")
