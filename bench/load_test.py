@@ -12,7 +12,7 @@ What it does, in order:
    cache of answers, in the app or in front of it, could serve one) at once through gradio_client (one
    worker per request, so all are in flight together) and times each from submit to result;
 4. stops the app, always, and writes bench/results/load_test.json and load_test.md (p50/p95/max). The
-   report states the app's concurrency limit for questions as the app defines it (``app.ASK_CONCURRENCY``).
+   report states the app's concurrency limit for questions as the app defines it (``qa.ui.app.ASK_CONCURRENCY``).
 
 Acceptance (issue 15, on 2 idle cores): 50/50 answered, >= 4 answers/s, p95 <= 12 s. Take it on a quiet
 machine: the machine section lists the load average and the other busy processes.
@@ -58,13 +58,10 @@ WARM_UP = "What happened in Qusayr?"  # not among QUESTIONS
 
 
 def ask_concurrency() -> int:
-    """How many questions the app answers at once: app.py's own setting, read from the module itself."""
-    import importlib.util
+    """How many questions the app answers at once: the app's own setting, read from its module (qa.ui.app)."""
+    from qa.ui.app import ASK_CONCURRENCY
 
-    spec = importlib.util.spec_from_file_location("qa_app_for_load_test", REPO / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return int(module.ASK_CONCURRENCY)
+    return int(ASK_CONCURRENCY)
 
 
 def _free_port() -> int:
@@ -225,7 +222,7 @@ def markdown(out: dict[str, Any], info: dict[str, Any]) -> str:
         f"{out.get('throughput_per_s', '-')} |"),
         "",
         (f"Latency is per request, from submit to result, so it includes queueing: the app answers at most "
-        f"{out.get('ask_concurrency', '?')} questions at once (`ASK_CONCURRENCY` in app.py, the `/ask` event's "
+        f"{out.get('ask_concurrency', '?')} questions at once (`ASK_CONCURRENCY` in qa/ui/app.py, the `/ask` event's "
         f"Gradio concurrency limit); the others wait in Gradio's queue (the app and this script ran at nice "
         f"{out.get('nice', 0)}). Time spent answering inside the app (Response.timings_ms): p50 "
         f"{server.get('p50', '-')} s, p95 {server.get('p95', '-')} s. {out.get('abstained', 0)} of the answered "

@@ -6,15 +6,15 @@ it with that change (the tests never write it)::
     python docs/make_screenshot.py                 # writes docs/screenshot.png
     python docs/make_screenshot.py --out /tmp/ui.png --question "How many people have died?"
 
-It serves app.py on a free local port over a temporary copy of seeds/ (its index is built there, so nothing in
-the checkout changes but --out), and drives /usr/bin/chromium with a new, empty profile. Needs the test extras
-(selenium) and Debian's chromium + chromium-driver (`apt-get install chromium chromium-driver`).
+It serves the app (qa.ui, what app.py runs) on a free local port over a temporary copy of seeds/ (its
+index is built there, so nothing in the checkout changes but --out), and drives /usr/bin/chromium with a
+new, empty profile. Needs the test extras (selenium) and Debian's chromium + chromium-driver
+(`apt-get install chromium chromium-driver`).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import shutil
 import socket
@@ -23,17 +23,11 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # this checkout's qa, as `python app.py` run from the root imports it
+    sys.path.insert(1, str(REPO))
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run")
 WAIT = 240  # seconds for the answer: the first question loads the models
-
-
-def _load_app():
-    """app.py is a script beside the package, not a module of it."""
-    spec = importlib.util.spec_from_file_location("qa_app", REPO / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _free_port() -> int:
@@ -101,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="qa-screenshot-") as tmp:
         root = Path(tmp)
         shutil.copytree(REPO / "seeds", root / "seeds")
-        demo = _load_app().build_app(root / "seeds", root / "index")
+        from qa.ui import build_app
+
+        demo = build_app(root / "seeds", root / "index")
         demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True)
         try:
             driver = _chrome(root / "chromium-profile", args.width, args.height, args.chromium, args.chromedriver)

@@ -10,6 +10,7 @@ Importing qa loads no model; models load lazily on first use.
 
 from qa.config import DEFAULT_CONFIG, Config
 from qa.errors import (
+    ArticleError,
     IndexCorruptError,
     IndexMismatchError,
     IndexNotFoundError,
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_CONFIG",
     "Answer",
+    "ArticleError",
     "BuildReport",
     "Config",
     "Document",

@@ -145,19 +145,6 @@ def _print_response(res, as_json: bool) -> None:
     print(f"({res.timings_ms.get('total', 0):.0f} ms)")
 
 
-def _load_app():
-    """The web UI is the repository's app.py (a thin Gradio layer over this package)."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parent.parent / "app.py"
-    if not path.exists():
-        raise QAError(f"app.py not found at {path}: `qa serve` runs from a checkout of the qa repository.")
-    spec = importlib.util.spec_from_file_location("qa_app", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logs(args.verbose)
@@ -202,9 +189,10 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     Path(args.json).write_text(text + "\n", encoding="utf-8")
         elif args.command == "serve":
-            app = _load_app()
-            return app.main(["--seeds", args.seeds, "--index", args.index,
-                             "--host", args.host, "--port", str(args.port)] + ["-v"] * args.verbose)
+            from qa.ui import main as serve  # imports Gradio: only for this command
+
+            return serve(["--seeds", args.seeds, "--index", args.index,
+                          "--host", args.host, "--port", str(args.port)] + ["-v"] * args.verbose)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

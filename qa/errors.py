@@ -23,3 +23,8 @@ class IndexCorruptError(QAError):
 
 class ModelLoadError(QAError):
     """A packaged model cannot be loaded (package missing, checksum mismatch)."""
+
+
+class ArticleError(QAError, ValueError):
+    """An article cannot be added to or removed from the articles folder (an unsafe name, a file a build would
+    skip, a missing choice); the message names the file and what to do. Also a ValueError: it is bad input."""

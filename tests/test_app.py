@@ -1,8 +1,9 @@
-"""app.py: the HTML it renders (pure functions), the article-folder rules, and the live app via gradio_client."""
+"""The web UI (qa.ui): the HTML it renders (pure functions), the article-folder rules (qa.library), and the
+live app via gradio_client; `python app.py`, the checkout's launcher, runs in a subprocess."""
 
 from __future__ import annotations
 
-import importlib.util
+import html
 import shutil
 import socket
 import sys
@@ -12,23 +13,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from qa import DEFAULT_CONFIG
+from qa import library as lib
 from qa.types import Answer, Document, Hit, Passage, Response, Source
+from qa.ui import app, render
 
 REPO = Path(__file__).resolve().parent.parent
 REBELS_DOC = "004_84efbc475e867d2d.txt"
 XSS = "<img src=x onerror=alert(1)>"
-
-
-def load_app_module():
-    """The repository's app.py, imported by path as `qa serve` does (it is not part of the qa package)."""
-    spec = importlib.util.spec_from_file_location("qa_app", REPO / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("qa_app", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-app = load_app_module()
 
 
 # ------------------------------------------------------------------------------------ rendering (no models)
@@ -51,15 +43,15 @@ def _response(**kw) -> Response:
 
 def test_highlight_escapes_the_three_parts_separately():
     text = "a<b> & <i>x</i> 'c'"
-    out = app.highlight(text, 7, 15)
+    out = render.highlight(text, 7, 15)
     assert out == "a&lt;b&gt; &amp; <mark>&lt;i&gt;x&lt;/i&gt;</mark> &#x27;c&#x27;"
-    assert app.highlight(text, 3, 99) == app.html.escape(text)  # bad offsets: no mark, still escaped
+    assert render.highlight(text, 3, 99) == html.escape(text)  # bad offsets: no mark, still escaped
 
 
 @pytest.mark.parametrize(("confidence", "words"), [(0.95, "high"), (0.7, "high"), (0.69, "medium"),
                                                    (0.4, "medium"), (0.39, "low"), (0.0, "low")])
 def test_confidence_words(confidence, words):
-    assert app.confidence_words(confidence) == words
+    assert render.confidence_words(confidence) == words
 
 
 def test_answer_card_escapes_article_text_and_marks_the_span():
@@ -67,7 +59,7 @@ def test_answer_card_escapes_article_text_and_marks_the_span():
     p = _passage(title=f"Title {XSS}", text=doc_text[7:], start=7)
     doc = Document("a.txt", f"Title {XSS}", doc_text, "0" * 64)
     ans = Answer("Qatar & <b>Turkey</b>", 0.82, (_source(p, "Qatar & <b>Turkey</b>"),))
-    out = app.render_response(_response(question=XSS, answers=[ans], abstained=False, passages=[Hit(p, 1.0)]),
+    out = render.render_response(_response(question=XSS, answers=[ans], abstained=False, passages=[Hit(p, 1.0)]),
                               {"a.txt": doc})
     assert "<img" not in out and "<b>" not in out
     assert "&lt;img src=x onerror=alert(1)&gt;" in out
@@ -79,7 +71,7 @@ def test_answer_card_escapes_article_text_and_marks_the_span():
 
 def test_abstention_shows_the_closest_passages():
     p = _passage(doc_id="b.txt", text="Nothing about Paris here.")
-    out = app.render_response(_response(passages=[Hit(p, 0.5)]), {})
+    out = render.render_response(_response(passages=[Hit(p, 0.5)]), {})
     assert "The articles do not answer this." in out
     assert "Nothing about Paris here." in out and "b.txt" in out
     assert 'class="qa-card"' not in out
@@ -89,7 +81,7 @@ def test_conflict_panel_lists_each_conflicting_answer_with_its_sources():
     p1, p2 = _passage("a.txt", text="Deaths: 80,000 people."), _passage("b.txt", text="Deaths: 93,000 people.")
     answers = [Answer("80,000", 0.8, (_source(p1, "80,000"),), conflicts_with=(1,)),
                Answer("93,000", 0.75, (_source(p2, "93,000"),), conflicts_with=(0,))]
-    out = app.render_response(_response(answers=answers, abstained=False, conflict=True), {})
+    out = render.render_response(_response(answers=answers, abstained=False, conflict=True), {})
     panel = out[out.index("Sources disagree"):out.index("</section>")]
     assert panel.count('class="qa-side"') == 2
     assert "a.txt" in panel and "b.txt" in panel and "<mark>80,000</mark>" in panel
@@ -107,7 +99,7 @@ def test_conflict_panel_words_follow_the_confidence(confidences, words):
     p1, p2 = _passage("a.txt", text="Deaths: 80,000 people."), _passage("b.txt", text="Deaths: 93,000 people.")
     answers = [Answer("80,000", confidences[0], (_source(p1, "80,000"),), conflicts_with=(1,)),
                Answer("93,000", confidences[1], (_source(p2, "93,000"),), conflicts_with=(0,))]
-    out = app.render_response(_response(answers=answers, abstained=False, conflict=True), {})
+    out = render.render_response(_response(answers=answers, abstained=False, conflict=True), {})
     panel = out[out.index("Sources disagree"):out.index("</section>")]
     assert f"Answers from different articles do not match {words}. Check each source." in panel, panel
     assert "well-supported" not in panel.lower()
@@ -117,7 +109,7 @@ def test_details_show_scores_per_stage_and_per_answer():
     p = _passage()
     hit = Hit(p, 0.03, {"bm25": 3.5, "bm25_rank": 1, "dense": 0.61, "dense_rank": 2, "fused": 0.0325})
     ans = Answer("Qatar", 0.5, (_source(p, "Qatar"),), scores={"span": 7.25, "no_answer": -1.5})
-    out = app.render_details(_response(answers=[ans], abstained=False, passages=[hit]))
+    out = render.render_details(_response(answers=[ans], abstained=False, passages=[hit]))
     assert "3.5000 (#1)" in out and "0.6100 (#2)" in out and "0.0325" in out
     assert "<th>no_answer</th>" in out and "7.2500" in out
 
@@ -126,29 +118,25 @@ def test_details_show_scores_per_stage_and_per_answer():
                                   "", "..", "-rf.txt", "x.txt.sh", "a\x00.txt"])
 def test_unsafe_article_names_are_refused(name):
     with pytest.raises(ValueError):
-        app.check_article_name(name)
+        lib.check_article_name(name)
 
 
 @pytest.mark.parametrize("name", ["report.txt", "Syria report (2).md", "été 2013.TXT"])
 def test_plain_article_names_are_accepted(name):
-    assert app.check_article_name(name) == name
+    assert lib.check_article_name(name) == name
 
 
 def test_read_upload_refuses_non_utf8_empty_and_large_files(tmp_path):
-    from dataclasses import replace
-
-    from qa import DEFAULT_CONFIG
-
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"Title\n\ncaf\xe9 latin-1 text\n")
     with pytest.raises(ValueError, match="not valid UTF-8"):
-        app.read_upload("bad.txt", bad, DEFAULT_CONFIG)
+        lib.read_upload("bad.txt", bad, DEFAULT_CONFIG)
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b" \n")
     with pytest.raises(ValueError, match="empty"):
-        app.read_upload("empty.txt", empty, DEFAULT_CONFIG)
+        lib.read_upload("empty.txt", empty, DEFAULT_CONFIG)
     with pytest.raises(ValueError, match="larger than max_file_bytes"):
-        app.read_upload("bad.txt", bad, replace(DEFAULT_CONFIG, max_file_bytes=10))
+        lib.read_upload("bad.txt", bad, replace(DEFAULT_CONFIG, max_file_bytes=10))
 
 
 def test_uploads_of_the_new_formats_are_checked_by_their_own_rules(tmp_path):
@@ -156,22 +144,20 @@ def test_uploads_of_the_new_formats_are_checked_by_their_own_rules(tmp_path):
     own checks refuse what a build would skip, with the build's reason."""
     import realdocs
 
-    from qa import DEFAULT_CONFIG
-
     title, paragraphs = realdocs.seed("000")
     docx = realdocs.write_docx(tmp_path / "story.docx", title, paragraphs)
-    assert app.read_upload("story.docx", docx, DEFAULT_CONFIG) == docx.read_bytes()
+    assert lib.read_upload("story.docx", docx, DEFAULT_CONFIG) == docx.read_bytes()
     page = tmp_path / "story.html"
     page.write_text(realdocs.news_page(title, paragraphs), encoding="utf-8")
-    assert app.read_upload("story.htm", page, DEFAULT_CONFIG) == page.read_bytes()
+    assert lib.read_upload("story.htm", page, DEFAULT_CONFIG) == page.read_bytes()
     corrupt = tmp_path / "corrupt.pdf"
     corrupt.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 40 + b"\n%%EOF\n")
     with pytest.raises(ValueError, match="Cannot add corrupt.pdf: it is damaged"):
-        app.read_upload("corrupt.pdf", corrupt, DEFAULT_CONFIG)
+        lib.read_upload("corrupt.pdf", corrupt, DEFAULT_CONFIG)
     truncated = tmp_path / "truncated.docx"
     truncated.write_bytes(docx.read_bytes()[:20_000])
     with pytest.raises(ValueError, match="truncated or damaged"):
-        app.read_upload("truncated.docx", truncated, DEFAULT_CONFIG)
+        lib.read_upload("truncated.docx", truncated, DEFAULT_CONFIG)
 
 
 def test_accepted_types_come_from_the_ingest_registry():
@@ -179,19 +165,30 @@ def test_accepted_types_come_from_the_ingest_registry():
 
     assert {".txt", ".md", ".html", ".htm", ".pdf", ".docx"} <= set(article_suffixes())
     for suffix in article_suffixes():
-        assert app.check_article_name(f"story{suffix.upper()}") == f"story{suffix.upper()}"
+        assert lib.check_article_name(f"story{suffix.upper()}") == f"story{suffix.upper()}"
     with pytest.raises(ValueError, match=r"only \.txt, \.md, .*\.pdf"):
-        app.check_article_name("corpus.jsonl")  # a corpus, not an article: qa build --seeds corpus.jsonl
+        lib.check_article_name("corpus.jsonl")  # a corpus, not an article: qa build --seeds corpus.jsonl
+
+
+def test_upload_help_lists_the_registry_formats_and_limits():
+    from qa.ingest import FORMATS, article_suffixes
+
+    text = render.upload_help(DEFAULT_CONFIG)
+    assert all(f"`{suffix}`" in text for suffix in article_suffixes())
+    assert "`.jsonl`" not in text  # a corpus, not an article
+    assert "`.pdf` up to 50 MB" in text and "`.txt` up to 5 MB" in text
+    utf8 = ", ".join(f"`{s}`" for fmt in FORMATS if fmt.utf8 and fmt.read for s in fmt.suffixes)
+    assert f"Text files ({utf8}) are UTF-8" in text and utf8 == "`.txt`, `.md`"
 
 
 def test_the_source_line_shows_the_page_of_a_pdf_answer():
     p = _passage("report.pdf", text="Qusayr fell on 5 June after a three-week siege.")
     src = _source(p, "5 June")
     doc = Document("report.pdf", "Report", p.text, "0" * 64)
-    paged = app.render_response(_response(answers=[Answer("5 June", 0.8, (replace(src, page=2),))],
+    paged = render.render_response(_response(answers=[Answer("5 June", 0.8, (replace(src, page=2),))],
                                           abstained=False), {"report.pdf": doc})
     assert '<span class="qa-page">p. 2</span>' in paged
-    plain = app.render_response(_response(answers=[Answer("5 June", 0.8, (src,))], abstained=False),
+    plain = render.render_response(_response(answers=[Answer("5 June", 0.8, (src,))], abstained=False),
                                 {"report.pdf": doc})
     assert "qa-page" not in plain and "p. " not in plain
 
@@ -202,12 +199,31 @@ def test_remove_accepts_only_articles_in_the_folder(tmp_path):
     (seeds / "a.txt").write_text("A\n\nBody.\n", encoding="utf-8")
     (seeds / "b.txt").write_text("B\n\nBody.\n", encoding="utf-8")
     (tmp_path / "outside.txt").write_text("Keep me\n\nBody.\n", encoding="utf-8")
-    library = app.Library(seeds, tmp_path / "index", app.DEFAULT_CONFIG, current=None)
+    library = lib.Library(seeds, tmp_path / "index", DEFAULT_CONFIG)
     assert library.articles() == ["a.txt", "b.txt"]
     for name in ("../outside.txt", str(tmp_path / "outside.txt"), "a.txt/../../outside.txt", "", None):
         with pytest.raises(ValueError):
             library.remove(name)
     assert (tmp_path / "outside.txt").exists() and library.articles() == ["a.txt", "b.txt"]
+
+
+def test_kept_copies_from_the_index_directory_move_beside_the_articles(tmp_path):
+    """Older versions kept removed articles in <index>/removed-articles/, deleted with the index: opening the
+    library moves them to <articles>/.qa-removed/, a hidden folder that builds and the article list ignore."""
+    seeds, index = tmp_path / "seeds", tmp_path / "index"
+    seeds.mkdir()
+    (seeds / "a.txt").write_text("A\n\nBody.\n", encoding="utf-8")
+    legacy = index / lib.LEGACY_KEPT_DIR
+    legacy.mkdir(parents=True)
+    (legacy / "20240101T000000-old.txt").write_bytes(b"Old\n\nKept body.\n")
+    library = lib.Library(seeds, index, DEFAULT_CONFIG)
+    assert library.kept_dir == seeds / ".qa-removed"
+    assert (library.kept_dir / "20240101T000000-old.txt").read_bytes() == b"Old\n\nKept body.\n"
+    assert not legacy.exists()
+    assert library.articles() == ["a.txt"]
+    from qa.ingest import file_hashes
+
+    assert set(file_hashes(seeds, DEFAULT_CONFIG)) == {"a.txt"}  # a build does not read kept copies
 
 
 def test_main_refuses_a_public_host_without_a_password(monkeypatch, capsys, tmp_path):
@@ -305,7 +321,7 @@ def test_who_backed_the_rebels_answer_mentions_saudi_arabia(live):
 def test_a_question_with_no_words_abstains_with_a_notice(live):
     res = live.client.predict("?!?... ,;:!!", 3, api_name="/ask")
     assert res["abstained"] and res["answers"] == [] and res["notice"].startswith("The question has no words")
-    page = app.render_response(Response(**{**res, "answers": [], "passages": []}), {})
+    page = render.render_response(Response(**{**res, "answers": [], "passages": []}), {})
     assert '<p class="qa-notice">The question has no words' in page
 
 
@@ -393,13 +409,18 @@ def test_upload_ask_and_remove_an_article(live, tmp_path):
     status, info, *_ = live.client.predict("zz_lighthouse.txt", api_name="/remove_article")
     assert "Removed zz_lighthouse.txt" in status, status
     assert _snapshot(live.seeds) == before
+    # The kept copy is beside the articles, not in the index directory (deleting the index keeps it).
+    kept = list((live.seeds / ".qa-removed").glob("*-zz_lighthouse.txt"))
+    assert [k.read_bytes() for k in kept] == [new.read_bytes()], kept
+    assert str(kept[0]) in status
+    assert not list(live.index.rglob("*zz_lighthouse.txt"))
     res = live.client.predict("Who rescued the kayakers at Skarvik?", 3, api_name="/ask")
     assert all(h["passage"]["doc_id"] != "zz_lighthouse.txt" for h in res["passages"])
 
 
 def test_answer_cards_from_the_real_index(live):
     """Real answers rendered: forced past abstention (threshold 0) so cards exist whatever the reader."""
-    from qa import DEFAULT_CONFIG, Retriever
+    from qa import Retriever
 
     retriever = Retriever.load(live.index, DEFAULT_CONFIG.with_overrides(abstain_threshold=0.0))
     # A question without disagreeing sources: the conflict panel (tested separately) repeats sources.
@@ -411,11 +432,11 @@ def test_answer_cards_from_the_real_index(live):
             assert doc.text[src.doc_start:src.doc_end] == src.passage_text[src.start:src.end]
     data = app._json_safe(res.to_dict())
     assert all({"doc_id", "title", "start", "end"} <= set(s) for a in data["answers"] for s in a["sources"])
-    out = app.render_response(res, retriever.store.documents)
+    out = render.render_response(res, retriever.store.documents)
     assert out.count('class="qa-card"') == len(res.answers)
     src = res.answers[0].sources[0]
     assert f'<code class="qa-file">{src.doc_id}</code>' in out
-    assert f"<mark>{app.html.escape(src.passage_text[src.start:src.end])}</mark>" in out
+    assert f"<mark>{html.escape(src.passage_text[src.start:src.end])}</mark>" in out
     assert out.count("Show article") == sum(len(a.sources) for a in res.answers)
 
 
@@ -489,6 +510,21 @@ def test_app_start_prints_its_index_status_once_and_nothing_else(live, tmp_path)
     assert lines[-1] == f"Serving on http://127.0.0.1:{port}/ (Ctrl+C to stop)", lines
     assert len(lines) == 2, lines
     assert err.read_text() == "", err.read_text()[:2000]
+
+
+def test_build_app_checks_the_index_once(live, monkeypatch):
+    """Start-up makes one index check (issue 16: it used to run twice); its lines go to ``announce``."""
+    calls, lines = [], []
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return lib.prepare_index(*args, **kwargs)
+
+    monkeypatch.setattr(app, "prepare_index", counted)
+    demo = app.build_app(live.seeds, live.index, announce=lines.append)
+    demo.close()
+    assert len(calls) == 1, calls
+    assert lines == [f"Index {live.index} is up to date with {live.seeds}."]
 
 
 def test_page_serves_the_ui(live):

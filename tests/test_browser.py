@@ -5,11 +5,9 @@ Needs /usr/bin/chromium and /usr/bin/chromedriver (`apt-get install chromium chr
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import socket
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,14 +19,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 XSS = "<img src=x onerror=alert(1)>"
 WAIT = 240  # seconds; the first question loads the models on a CPU shared with training
-
-
-def _load_app():
-    spec = importlib.util.spec_from_file_location("qa_app", REPO / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("qa_app", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _free_port() -> int:
@@ -46,7 +36,9 @@ def url(tmp_path_factory):
     torch.set_num_threads(1)  # the CPU is shared with training
     root = tmp_path_factory.mktemp("browser-app")
     shutil.copytree(REPO / "seeds", root / "seeds")
-    demo = _load_app().build_app(root / "seeds", root / "index")
+    from qa.ui import build_app
+
+    demo = build_app(root / "seeds", root / "index")
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True)
     try:
         yield demo.local_url

@@ -125,3 +125,37 @@ def test_excerpts_with_blank_lines_stay_on_their_bullet(capsys):
 ])
 def test_one_line(text, limit, expected):
     assert one_line(text, limit) == expected
+
+
+@pytest.mark.slow
+def test_serve_works_from_a_non_editable_install(tmp_path):
+    """`qa serve` imports the UI as a module of the installed package (qa.ui), not app.py from a checkout:
+    installed (not editable) into a folder of its own and run from elsewhere, the UI imports, `qa serve
+    --help` answers and `qa serve` reaches the UI's own checks. Built from a copy: the checkout gets no build/."""
+    pytest.importorskip("setuptools")  # --no-build-isolation: the build backend comes from this environment
+    src, site = tmp_path / "src", tmp_path / "site"
+    shutil.copytree(REPO / "qa", src / "qa", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, src / name)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--no-compile", "--target", str(site), str(src)], check=True, capture_output=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"}
+    env.pop("QA_APP_PASSWORD", None)
+    where = tmp_path / "elsewhere"
+    where.mkdir()
+    code = "import qa, qa.library, qa.ui.app, qa.ui.render, qa.ui.style; print(qa.ui.app.__file__)"
+    imported = subprocess.run([sys.executable, "-c", code], cwd=where, env=env, capture_output=True, text=True,
+                              timeout=300, check=False)
+    assert imported.returncode == 0, imported.stderr
+    assert Path(imported.stdout.strip()).is_relative_to(site), imported.stdout
+    helped = subprocess.run([sys.executable, "-m", "qa.cli", "serve", "--help"], cwd=where, env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert helped.returncode == 0, helped.stderr
+    assert "usage: qa serve" in helped.stdout and "--seeds" in helped.stdout
+    # Past the parser: `qa serve` runs qa.ui's main, which refuses a public address without a password
+    # before it reads or builds anything.
+    refused = subprocess.run([sys.executable, "-m", "qa.cli", "serve", "--host", "0.0.0.0", "--seeds", "none"],
+                             cwd=where, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert refused.returncode == 2, refused.stderr
+    assert "refusing to serve on 0.0.0.0 without a password" in refused.stderr
+    assert not (where / "index").exists()

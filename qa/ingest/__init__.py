@@ -15,7 +15,7 @@ from qa.ingest.documents import (
     normalise_text,
     normalize_text,
 )
-from qa.ingest.folder import file_hashes, load_corpus, load_folder, read_article
+from qa.ingest.folder import article_files, file_hashes, load_corpus, load_folder, read_article
 from qa.ingest.jsonl import ID_KEYS, TEXT_KEYS, load_jsonl
 from qa.ingest.registry import FORMATS, Format, article_suffixes, check_upload, extractor_changes, format_for
 
@@ -28,6 +28,7 @@ __all__ = [
     "IngestResult",
     "Reuse",
     "Skipped",
+    "article_files",
     "article_suffixes",
     "check_upload",
     "extractor_changes",

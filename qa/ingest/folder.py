@@ -124,6 +124,20 @@ def file_hashes(folder: str | Path, config: Config) -> dict[str, str]:
     return hashes
 
 
+def article_files(folder: str | Path) -> list[str]:
+    """The doc_ids (POSIX relative paths, sorted) of the article files a build of ``folder`` would read.
+
+    The same walk as :func:`load_folder` (hidden files and folders ignored, links outside the folder and
+    names that are not UTF-8 left out), without reading any file: the UI lists these to choose one to remove.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    suffixes = article_suffixes()
+    return [doc_id for doc_id, path, problem in _candidates(root)
+            if not problem and path.suffix.lower() in suffixes and path.is_file()]
+
+
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
