@@ -45,11 +45,12 @@ from qa import (
     index_status,
 )
 from qa.errors import IngestError
+from qa.files import write_atomic
 from qa.ingest import Format, article_suffixes, check_upload, format_for
 from qa.logs import configure as configure_logs
 
 if TYPE_CHECKING:  # not in qa.__all__; only its summary() and fields are used
-    from qa.build import BuildReport
+    from qa.index.build import BuildReport
 
 # Named rather than __name__: the app runs as __main__ or as `qa serve`'s "qa_app", and its messages
 # belong with the rest of qa's logging.
@@ -534,12 +535,7 @@ def _describe(report: BuildReport) -> str:
 
 
 def _write_atomically(target: Path, data: bytes) -> None:
-    tmp = target.with_name(f".upload-{os.getpid()}-{threading.get_ident()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(target, data, tmp=target.with_name(f".upload-{os.getpid()}-{threading.get_ident()}.tmp"))
 
 
 def render_index_info(library: Library) -> str:

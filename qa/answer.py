@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from qa.config import Config
 from qa.embed import Encoder
-from qa.lexical import skeleton
+from qa.index.lexical import skeleton
 from qa.metrics import normalize_answer
 from qa.passages import split_sentences
 from qa.reader import Reader, Span

@@ -486,7 +486,7 @@ def run_eval(
                              f"root (the default, {DEFAULT_GOLD}, is relative to it).")
         return evaluate_seeds(Retriever.load(index or "index", config), gold, k=k)
 
-    from qa.build import build_index
+    from qa.index.build import build_index
 
     if squad and not questions:
         raise ValueError("--squad needs --questions FILE (e.g. ../shared/eval/squad/questions_dev.jsonl).")

@@ -15,8 +15,9 @@ from typing import Literal
 from qa.answer import answer_from_hits
 from qa.config import DEFAULT_CONFIG, Config
 from qa.embed import Encoder
+from qa.index.load import IndexStore, load_index
+from qa.index.manifest import query_encoder_problems
 from qa.reader import Reader, load_reader
-from qa.store import IndexStore, load_index, query_encoder_problems
 from qa.types import Hit, Response
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from qa.answer import FEATURES, candidates
-from qa.build import build_index
 from qa.config import DEFAULT_CONFIG
+from qa.index.build import build_index
 from qa.metrics import best_f1, normalize_answer
 from qa.reader import load_reader
 from qa.retrieve import Retriever, diverse
