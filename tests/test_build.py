@@ -283,3 +283,19 @@ def test_versions_share_one_query_encoder_file(small_source, tmp_path, counting)
     assert manifest[QUERY_ENCODER]["files"] == {"model": ENCODER_MODEL,
                                                       "tokenizer": ENCODER_TOKENIZER}
     assert manifest[QUERY_ENCODER]["precision"] == "fp32" and manifest["checksums"][ENCODER_MODEL]
+
+
+def test_engines_are_chosen_by_name_or_passed_as_engines(small_source, tmp_path):
+    from qa.index.build import engine_named
+    from qa.index.engine import Engine, LocalEngine
+    from qa.index.ray import RayEngine
+
+    assert isinstance(engine_named("local"), LocalEngine)
+    ray = engine_named("ray", ray_address="auto")  # constructing it neither imports nor starts Ray
+    assert isinstance(ray, RayEngine) and ray.address == "auto"
+    assert isinstance(ray, Engine) and isinstance(LocalEngine(), Engine)
+    with pytest.raises(ValueError, match=r"engine must be one of \('local', 'ray'\).*got 'spark'"):
+        build_index(small_source, tmp_path / "index", DEFAULT_CONFIG, progress=False, engine="spark")
+    with pytest.raises(ValueError, match=r"engine must be one of .*got 42"):
+        build_index(small_source, tmp_path / "index", DEFAULT_CONFIG, progress=False, engine=42)
+    assert not (tmp_path / "index").exists()  # refused before anything is read or written

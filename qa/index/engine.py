@@ -58,11 +58,16 @@ class Engine(Protocol):
         ...
 
 
+def split_all(documents: list[Document], config: Config) -> list[Passage]:
+    """The passages of ``documents``, document after document (the order of the index's rows)."""
+    return [passage for doc in documents for passage in split_passages(doc, config)]
+
+
 def split_and_embed(
     documents: list[Document], config: Config, encoder: Encoder | None = None, progress: bool = True
 ) -> tuple[list[Passage], np.ndarray]:
     """The passages of ``documents`` in order and their vectors, in one go (what Ray workers run per shard)."""
-    passages = [passage for doc in documents for passage in split_passages(doc, config)]
+    passages = split_all(documents, config)
     encoder = encoder or get_encoder(config.model_name)
     logger.info("Embedding %d passages", len(passages))
     vectors = encoder.encode_passages(
@@ -82,7 +87,7 @@ class LocalEngine:
         self, index_dir: Path, config: Config, *, encoder: Encoder | None = None, progress: bool = True
     ) -> Iterator[SplitAndEmbed]:
         def run(documents: list[Document]) -> Embedded:
-            passages = [passage for doc in documents for passage in split_passages(doc, config)]
+            passages = split_all(documents, config)
             vectors, resumed = embed_resumable(passages, encoder or get_encoder(config.model_name), index_dir,
                                                config, progress)
             return Embedded(passages, vectors, resumed)
