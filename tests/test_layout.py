@@ -41,8 +41,9 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
             out |= {alias.name for alias in node.names if alias.name in modules}
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
-            if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            if node.level:  # relative: "." is the package itself, ".." its parent
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
             if base not in modules:
                 continue
             for alias in node.names:
