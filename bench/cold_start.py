@@ -189,11 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info()
     index = args.index
     if index is None:
-        from qa.build import build_index
+        from qa.index.build import build_index
 
         index = CACHE / "seeds"
         log(f"index: {build_index(SEEDS, index, progress=False).summary()}")
-    from qa.store import read_manifest
+    from qa.index.manifest import read_manifest
 
     _, manifest = read_manifest(index)
     out: dict[str, Any] = {"index": str(index), "passages": manifest["counts"]["passages"]}

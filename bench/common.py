@@ -213,9 +213,9 @@ def machine_md(info: dict[str, Any]) -> str:
 
 def cached_retriever(source: Path, name: str, config=None, progress: bool = True):
     """Build (incrementally) or reuse bench/.cache/<name> for ``source`` and open it with the shared encoder."""
-    from qa.build import build_index
     from qa.config import DEFAULT_CONFIG
     from qa.embed import get_encoder
+    from qa.index.build import build_index
     from qa.retrieve import Retriever
 
     config = config or DEFAULT_CONFIG

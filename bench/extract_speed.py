@@ -102,8 +102,8 @@ def extraction(files: dict[str, list[Path]]) -> list[dict[str, Any]]:
 
 
 def build_share(files: dict[str, list[Path]], per_format: int, work: Path) -> dict[str, Any]:
-    from qa.build import build_index
     from qa.embed import get_encoder
+    from qa.index.build import build_index
 
     folder = work / "build"
     for name, paths in files.items():

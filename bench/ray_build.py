@@ -1,7 +1,7 @@
 """Index build throughput: local vs Ray with 1 and 2 workers on this machine, and a projection for N machines.
 
 Every configuration builds the same corpus from scratch into its own index directory (a fresh temporary
-directory, so nothing is reused), end to end through ``qa.build.build_index``:
+directory, so nothing is reused), end to end through ``qa.index.build.build_index``:
 
 - ``local``: the default engine, one process (torch with the machine's threads), model loaded in the run;
 - ``ray, W workers``: ``RayEngine(workers=W)`` on a local Ray cluster (``ray.init(num_cpus=2)``, started
@@ -48,11 +48,11 @@ offline_env()
 
 import numpy as np
 
-from qa.build import build_index
 from qa.config import DEFAULT_CONFIG
-from qa.distributed import RayEngine, import_ray
 from qa.evaluate import render_table
-from qa.store import load_index
+from qa.index.build import build_index
+from qa.index.load import load_index
+from qa.index.ray import RayEngine, import_ray
 
 MACHINES = (1, 2, 4, 8, 16, 32, 64)
 PROJECT_PASSAGES = (40_000, 1_000_000, 10_000_000)

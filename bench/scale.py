@@ -1,4 +1,4 @@
-"""Scale benchmark: FAISS index kinds (qa.ann) from 10k real to 1M synthetic passages on this machine.
+"""Scale benchmark: FAISS index kinds (qa.index.ann) from 10k real to 1M synthetic passages on this machine.
 
 Corpus (bench/scale_corpus.py): SQuAD v1.1 train contexts + SQuAD dev paragraphs + SciFact abstracts + the seeds,
 split by qa and embedded for real with qa's encoder (cached under bench/.cache/scale/).
@@ -59,9 +59,9 @@ offline_env()
 
 import faiss
 
-from qa import ann
 from qa.embed import l2_normalise
 from qa.evaluate import percentile, render_table
+from qa.index import ann
 
 DEPTH = 50  # qa's dense_depth: what Retriever.search asks FAISS for
 EF_SEARCH = [16, 32, 64, 128, 256, 512, 1024]
@@ -174,9 +174,9 @@ def hybrid_latency(passages: list[Any], vectors: np.ndarray, questions: list[dic
                    size_label: str) -> dict[str, Any]:
     """Full hybrid retrieval (no reader) through qa.retrieve.Retriever over an in-memory store."""
     from qa.config import DEFAULT_CONFIG
-    from qa.lexical import LexicalIndex
+    from qa.index.lexical import LexicalIndex
+    from qa.index.load import IndexStore
     from qa.retrieve import Retriever
-    from qa.store import IndexStore
 
     t0 = time.perf_counter()
     lexical = LexicalIndex.build([f"{p.title}. {p.text}" for p in passages])
@@ -212,7 +212,7 @@ def bm25_proxy(passages: list[Any], n: int) -> Any:
     """
     import bm25s
 
-    from qa.lexical import LexicalIndex, tokenize
+    from qa.index.lexical import LexicalIndex, tokenize
 
     directory = SCALE_CACHE / f"bm25-proxy-{n}"
     if (directory / "qa_lexical.json").is_file():
@@ -234,8 +234,8 @@ def hybrid_latency_proxy(passages: list[Any], vectors: np.ndarray, questions: li
     Rows are paired with repeated real passages only so that hits have a Passage: latency, not quality.
     """
     from qa.config import DEFAULT_CONFIG
+    from qa.index.load import IndexStore
     from qa.retrieve import Retriever
-    from qa.store import IndexStore
 
     n = len(vectors)
     lexical = bm25_proxy(passages, n)
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="HNSW graphs to build, as MxefConstruction, e.g. 32x80,48x200")
     parser.add_argument("--ivf-nprobe", default=",".join(map(str, IVFFLAT_NPROBE)),
                         help="IVF-Flat nprobe values to sweep")
-    parser.add_argument("--ivf-nlist", type=int, default=None, help="IVF-Flat cells (default: qa.ann's)")
+    parser.add_argument("--ivf-nlist", type=int, default=None, help="IVF-Flat cells (default: qa.index.ann's)")
     parser.add_argument("--max-real", type=int, default=None,
                         help="use only the first N real vectors (8485 = the set of the first 1M runs)")
     parser.add_argument("--render-only", action="store_true",

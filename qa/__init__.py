@@ -12,15 +12,17 @@ from qa.config import DEFAULT_CONFIG, Config
 from qa.errors import (
     ArticleError,
     IndexCorruptError,
+    IndexLockedError,
     IndexMismatchError,
     IndexNotFoundError,
+    IndexWriteError,
     IngestError,
     ModelLoadError,
     QAError,
+    RayNotInstalledError,
 )
 from qa.types import Answer, Document, Hit, Paragraph, Passage, Response, Source
-
-__version__ = "0.1.0"
+from qa.version import __version__
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -31,15 +33,18 @@ __all__ = [
     "Document",
     "Hit",
     "IndexCorruptError",
+    "IndexLockedError",
     "IndexMismatchError",
     "IndexNotFoundError",
     "IndexStatus",
+    "IndexWriteError",
     "IngestError",
     "ModelLoadError",
     "Paragraph",
     "Passage",
     "Pipeline",
     "QAError",
+    "RayNotInstalledError",
     "Response",
     "Retriever",
     "Source",
@@ -57,7 +62,7 @@ def __getattr__(name: str):
 
         return getattr(pipeline, name)
     if name in ("build_index", "index_status", "BuildReport", "IndexStatus"):
-        from qa import build
+        from qa.index import build
 
         return getattr(build, name)
     raise AttributeError(f"module 'qa' has no attribute {name!r}")

@@ -18,7 +18,7 @@ from qa.calibration import Calibration, calibration_for, sigmoid
 from qa.config import Config
 from qa.embed import Encoder
 from qa.errors import ModelLoadError
-from qa.lexical import skeleton
+from qa.index.lexical import skeleton
 from qa.metrics import normalize_answer
 from qa.passages import split_sentences
 from qa.reader import Reader, Span

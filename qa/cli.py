@@ -150,11 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_logs(args.verbose)
     try:
         if args.command == "build":
-            from qa.build import build_index
+            from qa.index.build import build_index
 
             engine = args.engine
             if engine == "ray":
-                from qa.distributed import RayEngine
+                from qa.index.ray import RayEngine
 
                 engine = RayEngine(address=args.address, workers=args.workers)
             elif args.address or args.workers:
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             res = Pipeline.load(args.index, _config(args)).ask(args.question, k=args.k)
             _print_response(res, args.json)
         elif args.command == "check":
-            from qa.store import check_index
+            from qa.index.check import check_index
 
             checked = check_index(Path(args.index), _config(args))
             print("\n".join(checked.lines()))

@@ -47,7 +47,7 @@ class Config:
     # A build persists its vectors every embed_batch_size * embed_chunk_batches passages (index/.partial/), so
     # a build that is killed resumes from the last finished chunk instead of embedding everything again.
     embed_chunk_batches: int = 16
-    # FAISS index kind (qa.ann.IndexKind): "auto" = exact flat up to qa.ann.FLAT_MAX_PASSAGES, HNSW above;
+    # FAISS index kind (qa.index.ann.IndexKind): "auto" = exact flat up to qa.index.ann.FLAT_MAX_PASSAGES, HNSW above;
     # or "flat", "hnsw", "ivfpq". The kind built is recorded in the manifest (index_type, index_params).
     index_type: str = "auto"
     # --- retrieval ---

@@ -39,6 +39,7 @@ from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 import numpy as np
 
+from qa import files
 from qa.config import MODEL_NAME, MODEL_PACKAGE
 from qa.errors import ModelLoadError
 
@@ -321,7 +322,7 @@ class QueryEncoderSpec:
 
 @dataclass(frozen=True)
 class QueryEncoderExport:
-    """An exported query encoder, ready to be stored in an index version (``qa.store.save_index``)."""
+    """An exported query encoder, ready to be stored in an index version (``qa.index.save.save_index``)."""
 
     spec: QueryEncoderSpec
     model: Path  # the ONNX file (last_hidden_state of the transformer, pooled by OnnxEncoder)
@@ -349,14 +350,6 @@ def query_encoder_spec(model_name: str = MODEL_NAME) -> QueryEncoderSpec:
                             int(st_config.get("max_seq_length") or MAX_SEQ_LENGTH))
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def export_query_encoder(model_name: str = MODEL_NAME) -> QueryEncoderExport:
     """The fp32 ONNX export of ``model_name`` for an index's query encoder, made once and cached.
 
@@ -372,7 +365,7 @@ def export_query_encoder(model_name: str = MODEL_NAME) -> QueryEncoderExport:
     target, record = folder / ONNX_FP32_FILE, folder / f"{ONNX_FP32_FILE}.json"
     try:
         stored = json.loads(record.read_text(encoding="utf-8"))
-        if stored.get("spec") == spec.to_dict() and stored.get("sha256") == _file_sha256(target):
+        if stored.get("spec") == spec.to_dict() and stored.get("sha256") == files.sha256_file(target):
             return QueryEncoderExport(spec, target, model_dir / "tokenizer.json")
     except (OSError, ValueError, AttributeError):
         pass
@@ -393,10 +386,8 @@ def export_query_encoder(model_name: str = MODEL_NAME) -> QueryEncoderExport:
             f"{float(cosine.min()):.6f} < {QUERY_ENCODER_MIN_COSINE}): check the torch/onnxruntime versions "
             "against pyproject.toml."
         )
-    tmp = record.with_name(f".{record.name}-{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"spec": spec.to_dict(), "sha256": _file_sha256(target),
-                               "min_cosine": round(float(cosine.min()), 7)}), encoding="utf-8")
-    os.replace(tmp, record)
+    files.write_atomic(record, json.dumps({"spec": spec.to_dict(), "sha256": files.sha256_file(target),
+                                           "min_cosine": round(float(cosine.min()), 7)}).encode("utf-8"))
     logger.info("Exported the query encoder of %s to %s (min cosine to sentence-transformers %.6f)",
                 model_name, target, float(cosine.min()))
     return QueryEncoderExport(spec, target, model_dir / "tokenizer.json")
@@ -407,7 +398,7 @@ def _weights_key(model_dir: Path) -> str:
     digest = hashlib.sha256()
     for name in ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json"):
         if (model_dir / name).is_file():
-            digest.update(name.encode() + _file_sha256(model_dir / name).encode())
+            digest.update(name.encode() + files.sha256_file(model_dir / name).encode())
     return "local-" + digest.hexdigest()[:16]
 
 

@@ -401,7 +401,7 @@ def run_eval(
                              f"root (the default, {DEFAULT_GOLD}, is relative to it).")
         return evaluate_seeds(Pipeline.load(index or "index", config), gold, k=k, mode=mode)
 
-    from qa.build import build_index
+    from qa.index.build import build_index
 
     if squad and not questions:
         raise ValueError("--squad needs --questions FILE (e.g. ../shared/eval/squad/questions_dev.jsonl).")

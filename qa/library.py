@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from qa.config import DEFAULT_CONFIG, Config
 from qa.errors import ArticleError, IngestError
+from qa.files import write_atomic
 from qa.ingest import Format, article_files, article_suffixes, check_upload, format_for
 
 if TYPE_CHECKING:  # both pull in numpy/faiss: imported where first needed, through qa's public names
@@ -289,10 +290,5 @@ def describe(report: BuildReport) -> str:
 
 
 def _write_atomically(target: Path, data: bytes) -> None:
-    """The whole file or the old one: a hidden temporary file (builds ignore it) renamed over ``target``."""
-    tmp = target.with_name(f".upload-{os.getpid()}-{threading.get_ident()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """The whole file or the old one, under a hidden temporary name (``.upload-*``) that builds ignore."""
+    write_atomic(target, data, tmp=target.with_name(f".upload-{os.getpid()}-{threading.get_ident()}.tmp"))

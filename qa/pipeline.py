@@ -23,9 +23,10 @@ from typing import Any
 from qa import answer
 from qa.config import DEFAULT_CONFIG, Config
 from qa.embed import Encoder
+from qa.index.load import IndexStore, load_index
+from qa.index.manifest import query_encoder_problems
 from qa.reader import Reader, load_reader
 from qa.search import DEFAULT_MODE, Mode, diverse, search_mode
-from qa.store import IndexStore, load_index, query_encoder_problems
 from qa.types import Hit, Response
 
 NO_WORDS_NOTICE = ("The question has no words, only punctuation or symbols: "

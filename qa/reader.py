@@ -7,7 +7,6 @@ in overlapping token windows; all windows of all passages go through the model i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from qa.errors import ModelLoadError
+from qa.files import sha256_file
 
 READER_DIR = Path(__file__).resolve().parent / "models" / "reader"
 CLS_ID, SEP_ID, PAD_ID = 101, 102, 0
@@ -47,14 +47,6 @@ class Reading:
 class Reader(Protocol):
     def read(self, question: str, passages: list[str], top_n: int = 3,
              max_answer_tokens: int | None = None) -> list[Reading]: ...
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -84,7 +76,7 @@ class OnnxReader:
         self.meta = json.loads(meta_path.read_text())
         for name in ("reader.onnx", "tokenizer.json"):
             expected = self.meta["sha256"][name]
-            actual = _sha256(model_dir / name)
+            actual = sha256_file(model_dir / name)
             if actual != expected:
                 raise ModelLoadError(
                     f"Reader file {model_dir / name} is corrupt (sha256 {actual[:12]}…, expected "

@@ -21,7 +21,7 @@ from qa.types import Hit
 
 if TYPE_CHECKING:  # annotations only: importing the registry (e.g. for the CLI's --mode choices) stays cheap
     from qa.embed import Encoder
-    from qa.store import IndexStore
+    from qa.index.load import IndexStore
 
 Mode = str  # a key of REGISTRY
 DEFAULT_MODE: Mode = "hybrid"

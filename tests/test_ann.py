@@ -1,4 +1,4 @@
-"""qa.ann: index kind by size, recall of the approximate indexes against exact search, manifest description."""
+"""qa.index.ann: index kind by size, recall of the approximate indexes against exact search, manifest description."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import faiss
 import numpy as np
 import pytest
 
-from qa import ann
 from qa.embed import l2_normalise
+from qa.index import ann
 
 N_RANDOM = 2_000
 DIM = 384
@@ -142,19 +142,20 @@ def _corpus(n: int) -> tuple[list, list]:
 @pytest.mark.parametrize(("index_type", "expected"), [("auto", ann.FLAT_TYPE), ("hnsw", ann.HNSW_TYPE),
                                                      ("ivfflat", ann.IVFFLAT_TYPE)])
 def test_store_round_trip_keeps_the_index_type(tmp_path, vectors, queries, index_type, expected):
-    from qa import store
     from qa.config import DEFAULT_CONFIG
-    from qa.lexical import LexicalIndex
+    from qa.index.lexical import LexicalIndex
+    from qa.index.load import load_index
+    from qa.index.save import save_index
 
     docs, passages = _corpus(len(vectors))
     config = DEFAULT_CONFIG.with_overrides(index_type=index_type)
-    store.save_index(tmp_path / "index", documents=docs, passages=passages, vectors=vectors,
-                     lexical=LexicalIndex.build([p.text for p in passages]), config=config)
-    loaded = store.load_index(tmp_path / "index", config)
+    save_index(tmp_path / "index", documents=docs, passages=passages, vectors=vectors,
+               lexical=LexicalIndex.build([p.text for p in passages]), config=config)
+    loaded = load_index(tmp_path / "index", config)
     assert loaded.manifest["index_type"] == expected
     assert ann.describe(loaded.faiss_index) == {"index_type": expected, "params": loaded.manifest["index_params"]}
     exact = ann.make_index(vectors, "flat")
     assert _recall_at_10(loaded.faiss_index, exact, queries) >= 0.95
     assert loaded.dense_search(queries[:1], 3)[0][0][0] == 0
     # An index saved with one kind loads under a config that asks for another: the kind only affects builds.
-    assert store.load_index(tmp_path / "index", DEFAULT_CONFIG).manifest["index_type"] == expected
+    assert load_index(tmp_path / "index", DEFAULT_CONFIG).manifest["index_type"] == expected

@@ -9,10 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import store
-from qa.build import build_index, index_status
 from qa.config import DEFAULT_CONFIG
 from qa.errors import IngestError
+from qa.index import save as index_save
+from qa.index.build import build_index, index_status
+from qa.index.check import verify_index
+from qa.index.layout import ENCODER_MODEL, ENCODER_TOKENIZER, QUERY_ENCODER
+from qa.index.load import load_index
+from qa.index.lock import index_lock
 
 
 class CountingEncoder:
@@ -43,7 +47,7 @@ def _build(source: Path, index_dir: Path, enc: CountingEncoder, config=DEFAULT_C
 
 
 def _rows(index_dir: Path, doc_id: str) -> int:
-    return sum(p.doc_id == doc_id for p in store.load_index(index_dir, DEFAULT_CONFIG).passages)
+    return sum(p.doc_id == doc_id for p in load_index(index_dir, DEFAULT_CONFIG).passages)
 
 
 def test_incremental_builds(seeds_copy: Path, tmp_path: Path, counting: CountingEncoder):
@@ -58,7 +62,7 @@ def test_incremental_builds(seeds_copy: Path, tmp_path: Path, counting: Counting
     assert first.passages_embedded == counting.embedded == first.n_passages
     assert f"{len(files)} documents ({len(files)} added" in first.summary()
     assert index_status(seeds_copy, index_dir).current
-    before = store.load_index(index_dir, DEFAULT_CONFIG)
+    before = load_index(index_dir, DEFAULT_CONFIG)
 
     # 2. Nothing changed: nothing embedded, no new version.
     second = _build(seeds_copy, index_dir, counting)
@@ -75,7 +79,7 @@ def test_incremental_builds(seeds_copy: Path, tmp_path: Path, counting: Counting
     third = _build(seeds_copy, index_dir, counting)
     assert third.changed == [changed] and len(third.unchanged) == len(files) - 1
     assert third.passages_embedded == counting.embedded == _rows(index_dir, changed) > 0
-    after = store.load_index(index_dir, DEFAULT_CONFIG)
+    after = load_index(index_dir, DEFAULT_CONFIG)
     assert "ceasefire talks in Geneva" in after.documents[changed].text
     for doc_id in third.unchanged:
         old, new = before.rows_of(doc_id), after.rows_of(doc_id)
@@ -89,7 +93,7 @@ def test_incremental_builds(seeds_copy: Path, tmp_path: Path, counting: Counting
     assert index_status(seeds_copy, index_dir).removed == [removed]
     fourth = _build(seeds_copy, index_dir, counting)
     assert fourth.removed == [removed] and counting.embedded == 0
-    loaded = store.load_index(index_dir, DEFAULT_CONFIG)
+    loaded = load_index(index_dir, DEFAULT_CONFIG)
     assert removed not in loaded.documents and all(p.doc_id != removed for p in loaded.passages)
     assert all(removed not in loaded.passages[row].doc_id for row, _ in loaded.lexical.search("Qusayr", 50))
 
@@ -103,10 +107,10 @@ def test_incremental_builds(seeds_copy: Path, tmp_path: Path, counting: Counting
     assert index_status(seeds_copy, index_dir).added == [added]
     fifth = _build(seeds_copy, index_dir, counting)
     assert fifth.added == [added] and fifth.passages_embedded == counting.embedded == _rows(index_dir, added)
-    loaded = store.load_index(index_dir, DEFAULT_CONFIG)
+    loaded = load_index(index_dir, DEFAULT_CONFIG)
     assert loaded.passages[loaded.lexical.search("convoy Homs", 1)[0][0]].doc_id == added
     assert len(list(index_dir.glob("v-*"))) == 2  # live + previous
-    assert store.verify_index(index_dir, DEFAULT_CONFIG) == []
+    assert verify_index(index_dir, DEFAULT_CONFIG) == []
 
 
 @pytest.fixture
@@ -137,7 +141,7 @@ def test_settings_change_forces_full_rebuild(small_source, tmp_path, counting):
     second = _build(small_source, index_dir, counting, config)
     assert sorted(second.added) == sorted(first.added)  # treated as a fresh index
     assert second.passages_embedded == counting.embedded == second.n_passages
-    assert store.load_index(index_dir, config).manifest["settings"]["passage_target_words"] == 60
+    assert load_index(index_dir, config).manifest["settings"]["passage_target_words"] == 60
 
 
 def test_corrupt_index_is_rebuilt(small_source, tmp_path, counting):
@@ -147,7 +151,7 @@ def test_corrupt_index_is_rebuilt(small_source, tmp_path, counting):
     (vdir / "vectors.npy").write_bytes(b"garbage")
     report = _build(small_source, index_dir, counting)
     assert not report.up_to_date and report.passages_embedded == report.n_passages
-    assert store.verify_index(index_dir, DEFAULT_CONFIG) == []
+    assert verify_index(index_dir, DEFAULT_CONFIG) == []
 
 
 def test_failed_build_keeps_previous_index(small_source, tmp_path, counting, monkeypatch):
@@ -158,11 +162,11 @@ def test_failed_build_keeps_previous_index(small_source, tmp_path, counting, mon
     def crash(*args, **kwargs):
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(store, "_write_current", crash)
+    monkeypatch.setattr(index_save, "_write_current", crash)
     with pytest.raises(RuntimeError):
         _build(small_source, index_dir, counting)
     assert (index_dir / "CURRENT").read_text().strip() == first.version
-    assert "extra.txt" not in store.load_index(index_dir, DEFAULT_CONFIG).documents
+    assert "extra.txt" not in load_index(index_dir, DEFAULT_CONFIG).documents
 
 
 def test_empty_source_is_an_error(tmp_path, counting):
@@ -208,7 +212,7 @@ def test_article_with_only_boilerplate_is_named_in_the_summary(small_source, tmp
     report = _build(small_source, tmp_path / "index", counting)
     assert "footer.txt" in report.added and report.no_text == ["footer.txt"]
     assert "1 with no indexable text (footer.txt)" in report.summary()
-    assert "footer.txt" not in {p.doc_id for p in store.load_index(tmp_path / "index", DEFAULT_CONFIG).passages}
+    assert "footer.txt" not in {p.doc_id for p in load_index(tmp_path / "index", DEFAULT_CONFIG).passages}
     again = _build(small_source, tmp_path / "index", counting)
     assert again.up_to_date and "1 with no indexable text (footer.txt)" in again.summary()
 
@@ -229,7 +233,7 @@ def test_a_failed_build_releases_the_lock(small_source, tmp_path, counting, monk
     with pytest.raises(RuntimeError, match="encoder crashed"):
         _build(small_source, index_dir, counting)
     monkeypatch.undo()
-    with store.index_lock(index_dir):  # free again
+    with index_lock(index_dir):  # free again
         pass
     assert _build(small_source, index_dir, counting).n_documents == 2
 
@@ -238,8 +242,8 @@ def _strip_query_encoder(index_dir: Path) -> None:
     """Make the live version look like one built before qa stored query encoders: no encoder/, no record."""
     vdir = index_dir / (index_dir / "CURRENT").read_text().strip()
     manifest = json.loads((vdir / "manifest.json").read_text())
-    del manifest[store.QUERY_ENCODER]
-    for name in (store.ENCODER_MODEL, store.ENCODER_TOKENIZER):
+    del manifest[QUERY_ENCODER]
+    for name in (ENCODER_MODEL, ENCODER_TOKENIZER):
         del manifest["checksums"][name]
         (vdir / name).unlink()
     (vdir / "encoder").rmdir()
@@ -256,12 +260,12 @@ def test_an_index_without_query_encoder_asks_for_a_build_that_adds_it(small_sour
     with pytest.raises(IndexMismatchError, match=r"no query encoder.*qa build --seeds DIR --index"):
         Retriever.load(index_dir)
     assert "no query encoder" in index_status(small_source, index_dir).reason
-    assert any("no query encoder" in p for p in store.verify_index(index_dir, DEFAULT_CONFIG))
+    assert any("no query encoder" in p for p in verify_index(index_dir, DEFAULT_CONFIG))
 
     report = _build(small_source, index_dir, counting)
     assert not report.up_to_date and report.encoder_stored and "query encoder stored" in report.summary()
     assert report.passages_embedded == counting.embedded == 0  # the vectors are reused
-    assert index_status(small_source, index_dir).current and store.verify_index(index_dir, DEFAULT_CONFIG) == []
+    assert index_status(small_source, index_dir).current and verify_index(index_dir, DEFAULT_CONFIG) == []
     retriever = Retriever.load(index_dir)
     assert retriever.search("Who retook Qusayr?", k=1, mode="dense")
     assert _build(small_source, index_dir, counting).up_to_date
@@ -273,9 +277,25 @@ def test_versions_share_one_query_encoder_file(small_source, tmp_path, counting)
     _build(small_source, index_dir, counting)
     (small_source / "extra.txt").write_text("Extra\n\nSome more text about Aleppo.\n", encoding="utf-8")
     _build(small_source, index_dir, counting)
-    models = [v / store.ENCODER_MODEL for v in sorted(index_dir.glob("v-*"))]
+    models = [v / ENCODER_MODEL for v in sorted(index_dir.glob("v-*"))]
     assert len(models) == 2 and models[0].stat().st_ino == models[1].stat().st_ino
     manifest = json.loads((models[1].parent.parent / "manifest.json").read_text())
-    assert manifest[store.QUERY_ENCODER]["files"] == {"model": store.ENCODER_MODEL,
-                                                      "tokenizer": store.ENCODER_TOKENIZER}
-    assert manifest[store.QUERY_ENCODER]["precision"] == "fp32" and manifest["checksums"][store.ENCODER_MODEL]
+    assert manifest[QUERY_ENCODER]["files"] == {"model": ENCODER_MODEL,
+                                                      "tokenizer": ENCODER_TOKENIZER}
+    assert manifest[QUERY_ENCODER]["precision"] == "fp32" and manifest["checksums"][ENCODER_MODEL]
+
+
+def test_engines_are_chosen_by_name_or_passed_as_engines(small_source, tmp_path):
+    from qa.index.build import engine_named
+    from qa.index.engine import Engine, LocalEngine
+    from qa.index.ray import RayEngine
+
+    assert isinstance(engine_named("local"), LocalEngine)
+    ray = engine_named("ray", ray_address="auto")  # constructing it neither imports nor starts Ray
+    assert isinstance(ray, RayEngine) and ray.address == "auto"
+    assert isinstance(ray, Engine) and isinstance(LocalEngine(), Engine)
+    with pytest.raises(ValueError, match=r"engine must be one of \('local', 'ray'\).*got 'spark'"):
+        build_index(small_source, tmp_path / "index", DEFAULT_CONFIG, progress=False, engine="spark")
+    with pytest.raises(ValueError, match=r"engine must be one of .*got 42"):
+        build_index(small_source, tmp_path / "index", DEFAULT_CONFIG, progress=False, engine=42)
+    assert not (tmp_path / "index").exists()  # refused before anything is read or written

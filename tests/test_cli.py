@@ -60,7 +60,7 @@ def test_verbose_ask_shows_our_logs_but_not_other_libraries(built):
     index, _ = built
     done = run_qa("-v", "ask", "Who backed the rebels?", "--index", str(index), cwd=REPO)
     assert done.returncode == 0, done.stderr
-    assert re.search(r"^INFO qa\.store: Loaded index ", done.stderr, re.MULTILINE), done.stderr
+    assert re.search(r"^INFO qa\.index\.load: Loaded index ", done.stderr, re.MULTILINE), done.stderr
     assert not re.search(r"Loading weights|^DEBUG|faiss\.loader|sentence_transformers", done.stderr, re.MULTILINE), \
         done.stderr
 
@@ -69,8 +69,8 @@ def test_verbose_ask_shows_our_logs_but_not_other_libraries(built):
 def test_verbose_build_logs_its_steps_without_library_chatter(built):
     """Today's -v build printed ten faiss "Could not load library" lines, bm25s DEBUG lines and a stray {}."""
     _, build = built
-    assert "INFO qa.build: Built " in build.stderr, build.stderr
-    assert "INFO qa.ann: Built a flat index over 34 vectors\n" in build.stderr, build.stderr
+    assert "INFO qa.index.build: Built " in build.stderr, build.stderr
+    assert "INFO qa.index.ann: Built a flat index over 34 vectors\n" in build.stderr, build.stderr
     for noise in ("Could not load library", "DEBUG", "bm25s", "faiss.loader", "Loading weights", "{}"):
         assert noise not in build.stderr, f"{noise!r} in: {build.stderr}"
     assert re.fullmatch(r"5 documents \(5 added, .*\n", build.stdout), build.stdout

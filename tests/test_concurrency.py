@@ -16,9 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from qa import store
-from qa.build import build_index
 from qa.config import DEFAULT_CONFIG
+from qa.errors import IndexLockedError
+from qa.index.build import build_index
+from qa.index.check import verify_index
+from qa.index.load import IndexStore, load_index
+from qa.index.lock import index_lock
 from qa.retrieve import Retriever
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,7 +60,7 @@ def test_eight_threads_ask_while_the_index_is_rebuilt_and_reloaded(tmp_path, enc
     build_index(_corpus(source, "A"), index_dir, DEFAULT_CONFIG, progress=False, encoder=encoder)
     retriever = Retriever.load(index_dir, DEFAULT_CONFIG, encoder=encoder, reader=load_reader())
     stores = [retriever.store]  # every version the retriever served, kept alive
-    loads: list[store.IndexStore] = []  # versions loaded from disk by a concurrent loader
+    loads: list[IndexStore] = []  # versions loaded from disk by a concurrent loader
     responses: list = []
     errors: list[BaseException] = []
     rebuilt = threading.Event()
@@ -77,7 +80,7 @@ def test_eight_threads_ask_while_the_index_is_rebuilt_and_reloaded(tmp_path, enc
     def loader() -> None:
         try:
             while not rebuilt.is_set():
-                loaded = store.load_index(index_dir, DEFAULT_CONFIG)
+                loaded = load_index(index_dir, DEFAULT_CONFIG)
                 with lock:
                     loads.append(loaded)
                 time.sleep(0.02)
@@ -88,7 +91,7 @@ def test_eight_threads_ask_while_the_index_is_rebuilt_and_reloaded(tmp_path, enc
         try:
             for variant in ("B", "A", "B", "A"):
                 build_index(_corpus(source, variant), index_dir, DEFAULT_CONFIG, progress=False, encoder=encoder)
-                new = store.load_index(index_dir, DEFAULT_CONFIG)
+                new = load_index(index_dir, DEFAULT_CONFIG)
                 with lock:
                     stores.append(new)
                 retriever.store = new  # the reload: the next questions use the new version
@@ -130,7 +133,7 @@ def test_eight_threads_ask_while_the_index_is_rebuilt_and_reloaded(tmp_path, enc
     for loaded in loads:  # each concurrent load is one whole version: A or B, checks passed
         assert set(loaded.documents) in (docs_a, docs_b)
         assert len(loaded.passages) == loaded.faiss_index.ntotal == len(loaded.lexical)
-    assert store.verify_index(index_dir, DEFAULT_CONFIG) == []
+    assert verify_index(index_dir, DEFAULT_CONFIG) == []
     print(f"{len(responses)} answers from {len(served)} versions {dict(served)}, {len(loads)} concurrent loads")
 
 
@@ -138,10 +141,10 @@ def test_a_reload_in_the_middle_of_a_question_does_not_mix_versions(tmp_path, en
     """The reload lands exactly between the sparse and the dense stage of one question (deterministic)."""
     source, index_dir = tmp_path / "articles", tmp_path / "index"
     build_index(_tiny(source), index_dir, DEFAULT_CONFIG, progress=False, encoder=encoder)
-    old = store.load_index(index_dir, DEFAULT_CONFIG)
+    old = load_index(index_dir, DEFAULT_CONFIG)
     build_index(_tiny(source, "Rebels withdrew from Qusayr."), index_dir, DEFAULT_CONFIG, progress=False,
                 encoder=encoder)
-    new = store.load_index(index_dir, DEFAULT_CONFIG)
+    new = load_index(index_dir, DEFAULT_CONFIG)
 
     class ReloadingEncoder(GatedEncoder):
         def encode_queries(self, texts, **kwargs):
@@ -194,16 +197,16 @@ def test_a_second_build_into_the_same_index_is_refused_not_interleaved(tmp_path,
     thread.start()
     try:
         assert gated.entered.wait(timeout=120)  # the first build is embedding, holding the lock
-        with pytest.raises(store.IndexLockedError, match=r"Another build is running on .*index \(process \d+\)"):
+        with pytest.raises(IndexLockedError, match=r"Another build is running on .*index \(process \d+\)"):
             build_index(_tiny(tmp_path / "other", "More."), index_dir, DEFAULT_CONFIG, progress=False,
                         encoder=encoder)
-        with pytest.raises(store.IndexLockedError, match="wait for it to finish"), store.index_lock(index_dir):
+        with pytest.raises(IndexLockedError, match="wait for it to finish"), index_lock(index_dir):
             pass
     finally:
         gated.go.set()
         thread.join(timeout=120)
     assert "error" not in outcome, outcome.get("error")
-    assert store.verify_index(index_dir, DEFAULT_CONFIG) == []
+    assert verify_index(index_dir, DEFAULT_CONFIG) == []
     assert not list(index_dir.glob(".tmp-*"))
     again = build_index(source, index_dir, DEFAULT_CONFIG, progress=False, encoder=encoder)  # lock released
     assert again.up_to_date
@@ -211,7 +214,7 @@ def test_a_second_build_into_the_same_index_is_refused_not_interleaved(tmp_path,
 
 LOCK_HOLDER = """
 import sys, time
-from qa.store import index_lock
+from qa.index.lock import index_lock
 with index_lock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(120)
@@ -224,10 +227,10 @@ def test_a_build_in_another_process_is_refused_and_its_death_frees_the_lock(tmp_
                               text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(store.IndexLockedError, match=rf"\(process {holder.pid}\)"):
+        with pytest.raises(IndexLockedError, match=rf"\(process {holder.pid}\)"):
             build_index(source, index_dir, DEFAULT_CONFIG, progress=False, encoder=encoder)
     finally:
         holder.kill()  # SIGKILL: no chance to unlock; the kernel drops the flock with the process
         holder.wait()
     report = build_index(source, index_dir, DEFAULT_CONFIG, progress=False, encoder=encoder)
-    assert report.n_documents == 2 and store.verify_index(index_dir, DEFAULT_CONFIG) == []
+    assert report.n_documents == 2 and verify_index(index_dir, DEFAULT_CONFIG) == []

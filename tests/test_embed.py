@@ -11,6 +11,7 @@ import pytest
 from qa import embed
 from qa.config import MODEL_NAME
 from qa.errors import ModelLoadError
+from qa.files import sha256_file
 
 
 def test_dimension_and_name(encoder):
@@ -108,8 +109,8 @@ def test_unknown_backend_is_rejected():
 def query_encoder():
     """The ONNX query encoder an index stores, from the export a build makes (cached after the first one)."""
     export = embed.export_query_encoder(MODEL_NAME)
-    return embed.load_query_encoder(export.model, export.tokenizer, export.spec, embed._file_sha256(export.model),
-                                    embed._file_sha256(export.tokenizer))
+    return embed.load_query_encoder(export.model, export.tokenizer, export.spec, sha256_file(export.model),
+                                    sha256_file(export.tokenizer))
 
 
 def _seed_texts() -> list[str]:
@@ -144,8 +145,8 @@ def test_query_encoder_matches_sentence_transformers_on_real_text(query_encoder,
 
 def test_query_encoder_is_loaded_once_per_file_content(query_encoder):
     export = embed.export_query_encoder(MODEL_NAME)
-    again = embed.load_query_encoder(export.model, export.tokenizer, export.spec, embed._file_sha256(export.model),
-                                     embed._file_sha256(export.tokenizer))
+    again = embed.load_query_encoder(export.model, export.tokenizer, export.spec, sha256_file(export.model),
+                                     sha256_file(export.tokenizer))
     assert again is query_encoder
 
 

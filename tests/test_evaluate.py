@@ -179,7 +179,7 @@ def test_spread_and_qrels(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def seeds_index(tmp_path_factory, encoder) -> Path:
-    from qa.build import build_index
+    from qa.index.build import build_index
 
     index = tmp_path_factory.mktemp("eval") / "index"
     build_index(SEEDS, index, progress=False, encoder=encoder)

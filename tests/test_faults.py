@@ -35,11 +35,15 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from qa import store
-from qa.build import build_index
+from qa import files
 from qa.cli import main as cli_main
 from qa.config import DEFAULT_CONFIG, MODEL_NAME
-from qa.errors import IndexCorruptError, IndexMismatchError
+from qa.errors import IndexCorruptError, IndexMismatchError, IndexWriteError
+from qa.index import save as index_save
+from qa.index.build import build_index
+from qa.index.check import verify_index
+from qa.index.lexical import LexicalIndex
+from qa.index.load import load_index
 from qa.retrieve import NO_WORDS_NOTICE, Retriever
 
 REPO = Path(__file__).resolve().parent.parent
@@ -135,10 +139,10 @@ def leftovers(index_dir: Path) -> list[str]:
 
 def check_whole(index_dir: Path, encoder=STUB) -> str:
     """Load the index, check it is the complete old or new version and answers; returns "old" or "new"."""
-    loaded = store.load_index(index_dir, CONFIG)
+    loaded = load_index(index_dir, CONFIG)
     state = {doc_id: doc.sha256 for doc_id, doc in loaded.documents.items()}
     assert state in (OLD, NEW), f"neither the old nor the new index: {sorted(state)}"
-    assert store.verify_index(index_dir, CONFIG) == []
+    assert verify_index(index_dir, CONFIG) == []
     assert {p.doc_id for p in loaded.passages} <= set(state)
     hits = Retriever(loaded, CONFIG, encoder=encoder).search("Who retook Qusayr?", k=3)
     assert hits and all(h.passage in loaded.passages for h in hits)
@@ -195,7 +199,7 @@ def wrap(owner, attr, name):
     inner = getattr(owner, attr)
 
     def wrapped(*args, **kwargs):
-        step(name)
+        step(name(*args) if callable(name) else name)
         return inner(*args, **kwargs)
 
     setattr(owner, attr, wrapped)
@@ -203,14 +207,18 @@ def wrap(owner, attr, name):
 
 {stub_source}
 
-from qa import store
-from qa.build import build_index
+from qa import files
+from qa.index import save as index_save
+from qa.index.build import build_index
+from qa.index.lexical import LexicalIndex
 
+# os.replace also writes resume chunks (whole-file writes): only the CURRENT swap is "replace CURRENT".
+replaced = lambda source, target, *rest, **kw: "replace CURRENT" if str(target).endswith("CURRENT") else "replace file"
 for owner, attr, name in [
-    (store, "_write_bytes", "write file"), (store, "_write_jsonl", "write jsonl"), (store.np, "save", "write npy"),
-    (store.LexicalIndex, "save", "write bm25"), (store, "_fsync_tree", "fsync files"),
-    (store.os, "rename", "rename tmp -> v-*"), (store.os, "replace", "replace CURRENT"),
-    (store, "_fsync_dir", "fsync dir"), (store, "_prune", "prune"),
+    (files, "write_synced", "write file"), (index_save, "_write_jsonl", "write jsonl"), (np, "save", "write npy"),
+    (LexicalIndex, "save", "write bm25"), (files, "fsync_tree", "fsync files"),
+    (os, "rename", "rename tmp -> v-*"), (os, "replace", replaced),
+    (files, "fsync_dir", "fsync dir"), (index_save, "_prune", "prune"),
 ]:
     wrap(owner, attr, name)
 if params["real"]:
@@ -416,9 +424,9 @@ def test_leftovers_of_a_crash_are_removed_by_the_next_build(stub_template, tmp_p
 class WriteFault:
     """Counts the save's write calls; raises OSError(errno) at call number ``fail_at`` (-1: never)."""
 
-    POINTS: ClassVar = [(store, "_write_bytes"), (store, "_write_jsonl"), (store.np, "save"),
-                        (store.LexicalIndex, "save"), (store, "_fsync_tree"), (store, "_fsync_dir"),
-                        (store.os, "mkdir"), (store.os, "rename"), (store.os, "replace")]
+    POINTS: ClassVar = [(files, "write_synced"), (index_save, "_write_jsonl"), (np, "save"),
+                        (LexicalIndex, "save"), (files, "fsync_tree"), (files, "fsync_dir"),
+                        (os, "mkdir"), (os, "rename"), (os, "replace")]
 
     def __init__(self, monkeypatch, fail_at: int = -1, code: int = errno.ENOSPC) -> None:
         self.calls: list[str] = []
@@ -458,12 +466,12 @@ def test_write_error_at_every_write_step_keeps_the_old_index(stub_template, tmp_
             try:
                 build_index(stub_template["new"], index_dir, CONFIG, progress=False, encoder=STUB)
                 raised = None
-            except store.IndexWriteError as exc:
+            except IndexWriteError as exc:
                 raised = str(exc)
         at = fault.calls[k] if k < len(fault.calls) else "?"
         outcome = check_whole(index_dir)
         if raised is None:  # only failures after the swap are tolerated: cleaning up old versions
-            assert outcome == "new" and at in ("mkdir", "_fsync_dir", "rename"), (k, at)
+            assert outcome == "new" and at in ("mkdir", "fsync_dir", "rename"), (k, at)
         else:
             assert WRITE_MESSAGES[code] in raised and "qa build" in raised and str(index_dir) in raised
             assert outcome == ("old" if "was not changed" in raised else "new"), (k, at, raised)
@@ -528,7 +536,7 @@ def test_real_full_disk_on_a_small_tmpfs(stub_template, tmp_path):
             assert info.value.errno == errno.ENOSPC
         finally:
             os.close(fd)
-        with pytest.raises(store.IndexWriteError, match=r"the disk is full.*was not changed"):
+        with pytest.raises(IndexWriteError, match=r"the disk is full.*was not changed"):
             build_index(stub_template["new"], index_dir, CONFIG, progress=False, encoder=STUB)
         assert check_whole(index_dir) == "old" and leftovers(index_dir) == []
         filler.unlink()
@@ -548,9 +556,9 @@ def test_real_read_only_mount(stub_template, tmp_path):
         index_dir = mount / "index"
         shutil.copytree(stub_template["index"], index_dir)
         subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True, capture_output=True)
-        with pytest.raises(store.IndexWriteError, match=r"read-only.*was not changed.*another --index"):
+        with pytest.raises(IndexWriteError, match=r"read-only.*was not changed.*another --index"):
             build_index(stub_template["new"], index_dir, CONFIG, progress=False, encoder=STUB)
-        with pytest.raises(store.IndexWriteError, match="read-only"):  # a new index dir there
+        with pytest.raises(IndexWriteError, match="read-only"):  # a new index dir there
             build_index(stub_template["new"], mount / "fresh", CONFIG, progress=False, encoder=STUB)
         assert check_whole(index_dir) == "old"  # still loads and answers from a read-only disk
         subprocess.run(["mount", "-o", "remount,rw", str(mount)], check=True, capture_output=True)
@@ -566,7 +574,7 @@ def test_read_only_directory_as_a_normal_user(stub_template, tmp_path):
     index_dir = fresh_index(stub_template, tmp_path / "index")
     index_dir.chmod(0o555)
     try:
-        with pytest.raises(store.IndexWriteError, match="permission denied"):
+        with pytest.raises(IndexWriteError, match="permission denied"):
             build_index(stub_template["new"], index_dir, CONFIG, progress=False, encoder=STUB)
     finally:
         index_dir.chmod(0o755)
@@ -768,7 +776,7 @@ def test_corruption_is_detected_reported_by_qa_check_and_repaired(name, stub_tem
     index_dir = fresh_index(stub_template, tmp_path / "index")
     damage(index_dir)
     with pytest.raises(error) as info:
-        store.load_index(index_dir, CONFIG)
+        load_index(index_dir, CONFIG)
     message = str(info.value)
     assert re.search(what, message), message
     assert "qa build" in message  # ... and how to fix it
@@ -798,7 +806,7 @@ def test_qa_check_prints_what_it_verified(stub_template, capsys):
 def test_qa_check_reports_a_file_added_by_hand_and_a_missing_index(stub_template, tmp_path, capsys):
     index_dir = fresh_index(stub_template, tmp_path / "index")
     (_vdir(index_dir) / "notes.txt").write_text("hello")
-    store.load_index(index_dir, CONFIG)  # harmless for loading ...
+    load_index(index_dir, CONFIG)  # harmless for loading ...
     assert cli_main(["check", "--index", str(index_dir)]) == 1  # ... but check is strict
     assert "notes.txt is not listed in the manifest" in capsys.readouterr().out
     assert cli_main(["check", "--index", str(tmp_path / "none")]) == 1
@@ -815,13 +823,13 @@ def test_damaged_manifest_values_never_crash_the_load(stub_template, tmp_path):
         for value in weird:
             _set_manifest(index_dir, {**original, key: value})
             try:
-                store.load_index(index_dir, CONFIG)
+                load_index(index_dir, CONFIG)
             except (IndexCorruptError, IndexMismatchError) as exc:
                 assert "qa build" in str(exc)
-            assert isinstance(store.verify_index(index_dir, CONFIG), list)
+            assert isinstance(verify_index(index_dir, CONFIG), list)
             tried += 1
     _set_manifest(index_dir, original)
-    store.load_index(index_dir, CONFIG)
+    load_index(index_dir, CONFIG)
     assert tried >= 150
 
 
@@ -862,10 +870,10 @@ def test_build_over_bad_article_files_names_each_one(tmp_path, capsys):
     for name, why in expected.items():
         assert why in reasons[name], (name, reasons[name])
     assert report.no_text == ["furniture.txt"] and "1 with no indexable text (furniture.txt)" in report.summary()
-    loaded = store.load_index(tmp_path / "index", config)
+    loaded = load_index(tmp_path / "index", config)
     assert {p.doc_id for p in loaded.passages} == {"bom crlf.txt", "good one.txt", "日本語 ünïcode.txt"}
     assert loaded.documents["bom crlf.txt"].text == "Government forces retook Qusayr.\nRebels fled north."
-    assert store.verify_index(tmp_path / "index", config) == []
+    assert verify_index(tmp_path / "index", config) == []
     again = build_index(source, tmp_path / "index", config, progress=False, encoder=STUB)
     assert again.up_to_date and again.no_text == ["furniture.txt"]
     json.dumps([s.__dict__ for s in report.skipped], ensure_ascii=False).encode("utf-8")  # printable
@@ -939,7 +947,7 @@ def test_bad_questions_get_a_clear_error_or_a_sensible_response(name, real_retri
 
 
 def test_question_of_the_wrong_type_or_bad_arguments(stub_template):
-    retriever = Retriever(store.load_index(stub_template["index"], CONFIG), CONFIG, encoder=STUB)
+    retriever = Retriever(load_index(stub_template["index"], CONFIG), CONFIG, encoder=STUB)
     for bad in (None, 42, b"Who backed the rebels?", ["Who?"]):
         with pytest.raises(TypeError, match="question must be a str"):
             retriever.search(bad)  # type: ignore[arg-type]

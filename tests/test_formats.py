@@ -85,7 +85,7 @@ def test_registry_maps_each_suffix_to_one_format() -> None:
 
 def test_format_libraries_are_imported_only_when_a_file_of_their_format_is_read() -> None:
     code = (
-        "import sys, qa, qa.ingest, qa.build, qa.retrieve, qa.store\n"
+        "import sys, qa, qa.ingest, qa.index.build, qa.retrieve, qa.index.load, qa.index.check\n"
         "print(sorted(m for m in ('pypdf', 'trafilatura', 'docx') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.lexical import LexicalIndex, tokenize
+from qa.index.lexical import LexicalIndex, tokenize
 
 CORPUS = [
     "Syria. Government forces retook Qusayr from the rebels after weeks of fighting.",
@@ -102,7 +102,7 @@ def test_top_k_keeps_ties_in_row_order():
 def test_stopwords_are_bm25s_list():
     from bm25s.stopwords import STOPWORDS_EN
 
-    from qa.lexical import STOPWORDS_EN as ours
+    from qa.index.lexical import STOPWORDS_EN as ours
 
     assert ours == tuple(STOPWORDS_EN)
 

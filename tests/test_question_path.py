@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.build import build_index
+from qa.index.build import build_index
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = {"torch", "sentence_transformers", "transformers", "gradio", "bm25s", "scipy"}

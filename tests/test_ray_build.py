@@ -10,10 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import store
-from qa.build import build_index
 from qa.config import DEFAULT_CONFIG
-from qa.distributed import SHARD_DIR, RayEngine, RayNotInstalledError, import_ray, plan_shards
+from qa.errors import RayNotInstalledError
+from qa.index import save as index_save
+from qa.index.build import build_index
+from qa.index.check import verify_index
+from qa.index.layout import SHARD_DIR
+from qa.index.load import load_index
+from qa.index.ray import RayEngine, import_ray, plan_shards
 from qa.ingest import load_folder
 from qa.reader import load_reader
 from qa.retrieve import Retriever
@@ -46,7 +50,7 @@ def test_ray_build_resumes_from_its_shards_and_matches_a_local_build(
         raise RuntimeError("killed while saving")
 
     with monkeypatch.context() as patched:
-        patched.setattr(store, "_write_current", crash)
+        patched.setattr(index_save, "_write_current", crash)
         with pytest.raises(RuntimeError, match="killed while saving"):
             build_index(seeds_copy, ray_dir, DEFAULT_CONFIG, progress=False, engine=engine)
     assert engine.stats == {"shards": 5, "reused": 0, "workers": 2}
@@ -62,8 +66,8 @@ def test_ray_build_resumes_from_its_shards_and_matches_a_local_build(
     assert report.passages_embedded == report.n_passages and not (ray_dir / SHARD_DIR).exists()
 
     # 3. Same index as the local build: manifest, passages in the same order, vectors, answers.
-    assert store.verify_index(ray_dir, DEFAULT_CONFIG) == []
-    local, ray = store.load_index(local_dir, DEFAULT_CONFIG), store.load_index(ray_dir, DEFAULT_CONFIG)
+    assert verify_index(ray_dir, DEFAULT_CONFIG) == []
+    local, ray = load_index(local_dir, DEFAULT_CONFIG), load_index(ray_dir, DEFAULT_CONFIG)
     assert [p.passage_id for p in ray.passages] == [p.passage_id for p in local.passages]
     assert ray.passages == local.passages and ray.documents == local.documents
     cosines = np.sum(np.asarray(ray.vectors) * np.asarray(local.vectors), axis=1)

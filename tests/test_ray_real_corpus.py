@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import store
-from qa.build import build_index
 from qa.config import DEFAULT_CONFIG
-from qa.distributed import RayEngine, import_ray
+from qa.index.build import build_index
+from qa.index.check import verify_index
+from qa.index.load import load_index
+from qa.index.ray import RayEngine, import_ray
 from qa.ingest import load_folder
 from qa.reader import load_reader
 from qa.retrieve import Retriever
@@ -88,9 +89,9 @@ def test_ray_build_of_the_real_corpus_matches_a_local_build(tmp_path: Path, answ
         ray.shutdown()
 
     assert ray_report.n_passages == local_report.n_passages > 30_000
-    assert store.verify_index(tmp_path / "ray", DEFAULT_CONFIG) == []
-    local = store.load_index(tmp_path / "local", DEFAULT_CONFIG)
-    remote = store.load_index(tmp_path / "ray", DEFAULT_CONFIG)
+    assert verify_index(tmp_path / "ray", DEFAULT_CONFIG) == []
+    local = load_index(tmp_path / "local", DEFAULT_CONFIG)
+    remote = load_index(tmp_path / "ray", DEFAULT_CONFIG)
     assert [p.passage_id for p in remote.passages] == [p.passage_id for p in local.passages]
     assert remote.passages == local.passages and remote.documents == local.documents
     cosines = np.sum(np.asarray(remote.vectors) * np.asarray(local.vectors), axis=1)

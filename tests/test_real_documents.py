@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from realdocs import FURNITURE, bad_files, chromium, news_page, print_page, print_pdf, seed, write_docx
 
-from qa import store
-from qa.build import build_index, index_status
 from qa.cli import main
 from qa.config import DEFAULT_CONFIG
+from qa.index.build import build_index, index_status
+from qa.index.check import verify_index
+from qa.index.load import load_index
 from qa.ingest import FORMATS, registry
 from qa.retrieve import Retriever
 
@@ -131,7 +132,7 @@ def test_a_changed_pdf_is_reread_and_reembedded_and_unchanged_files_are_not(buil
     report = build_index(copy, index_copy, DEFAULT_CONFIG, progress=False, encoder=encoder)
     assert reads == ["pdf"]
     assert report.changed == ["after-qusayr.pdf"] and sorted(report.unchanged) == ["aleppo.docx", "inside-syria.html"]
-    loaded = store.load_index(index_copy, DEFAULT_CONFIG)
+    loaded = load_index(index_copy, DEFAULT_CONFIG)
     assert report.passages_embedded == len(loaded.rows_of("after-qusayr.pdf"))
     best = Retriever.load(index_copy, DEFAULT_CONFIG).ask(ON_PAGE_2, k=1).answers[0]
     assert "120" in best.text and best.sources[0].page == 2
@@ -170,7 +171,7 @@ def test_strict_build_fails_on_each_bad_file_and_keeps_the_index(built, tmp_path
         err = capsys.readouterr().err
         assert f"Cannot ingest {source / name}: " in err and reason in err, (name, err)
         assert (index_copy / "CURRENT").read_text() == live
-    assert store.verify_index(index_copy, DEFAULT_CONFIG) == []
+    assert verify_index(index_copy, DEFAULT_CONFIG) == []
     assert "150" in Retriever.load(index_copy, DEFAULT_CONFIG).ask(ON_PAGE_2, k=1).answers[0].text
     # Without --strict the same files are skipped, each with its reason, and the good ones are kept.
     source = tmp_path / "all"

@@ -23,9 +23,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import store
-from qa.build import RESUME_DIR, build_index, embed_resumable
+from qa import files
 from qa.config import DEFAULT_CONFIG, MODEL_NAME
+from qa.errors import IndexWriteError
+from qa.index.build import build_index
+from qa.index.check import verify_index
+from qa.index.layout import RESUME_DIR
+from qa.index.manifest import read_manifest
+from qa.index.resume import embed_resumable
 from qa.types import Passage
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,7 +69,7 @@ CHILD = '''
 import re, sys, time, zlib
 import numpy as np
 from qa.config import DEFAULT_CONFIG, MODEL_NAME
-from qa.build import build_index
+from qa.index.build import build_index
 
 {stub_source}
 
@@ -79,7 +84,7 @@ def _chunks(index_dir: Path) -> list[Path]:
 
 
 def _checksums(index_dir: Path) -> dict[str, str]:
-    return store.read_manifest(index_dir)[1]["checksums"]
+    return read_manifest(index_dir)[1]["checksums"]
 
 
 def test_a_build_killed_at_60_percent_resumes_without_embedding_finished_chunks(seeds_copy, tmp_path):
@@ -114,7 +119,7 @@ def test_a_build_killed_at_60_percent_resumes_without_embedding_finished_chunks(
     assert report.passages_resumed == done_rows and rerun.embedded == report.passages_embedded == 34 - done_rows
     assert f"{34 - done_rows} embedded ({done_rows} more resumed from an interrupted build)" in report.summary()
     assert not (index_dir / RESUME_DIR).exists()  # cleaned up after the save
-    assert store.verify_index(index_dir, TINY) == []
+    assert verify_index(index_dir, TINY) == []
 
     reference = tmp_path / "reference"
     uninterrupted = SlowStub()
@@ -183,7 +188,7 @@ def test_a_full_disk_in_the_resume_area_fails_early_and_keeps_the_index(seeds_co
     shutil.copy(seeds_copy / "000_c16d11af959cac43.txt", first)  # then four articles are added
     build_index(first, index_dir, TINY, progress=False, encoder=SlowStub())
     before = (index_dir / "CURRENT").read_text()
-    real_write = store._write_bytes
+    real_write = files.write_synced
     calls = []
 
     def full(path, data):
@@ -192,12 +197,12 @@ def test_a_full_disk_in_the_resume_area_fails_early_and_keeps_the_index(seeds_co
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         return real_write(path, data)
 
-    monkeypatch.setattr(store, "_write_bytes", full)
+    monkeypatch.setattr(files, "write_synced", full)
     stub = SlowStub()
-    with pytest.raises(store.IndexWriteError, match=r"disk is full.*\.partial.*was not changed.*qa build"):
+    with pytest.raises(IndexWriteError, match=r"disk is full.*\.partial.*was not changed.*qa build"):
         build_index(seeds_copy, index_dir, TINY, progress=False, encoder=stub)
     assert (index_dir / "CURRENT").read_text() == before and stub.embedded == 6  # failed at the 3rd chunk
-    monkeypatch.setattr(store, "_write_bytes", real_write)
+    monkeypatch.setattr(files, "write_synced", real_write)
     report = build_index(seeds_copy, index_dir, TINY, progress=False, encoder=SlowStub())
     assert report.passages_resumed == 4 and not (index_dir / RESUME_DIR).exists()
-    assert json.loads((store.read_manifest(index_dir)[0] / "manifest.json").read_text())["counts"]["documents"] == 5
+    assert json.loads((read_manifest(index_dir)[0] / "manifest.json").read_text())["counts"]["documents"] == 5

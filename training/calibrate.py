@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from qa.answer import FEATURES
-from qa.build import build_index
 from qa.calibration import CALIBRATION_FILE, Calibration, reader_sha256
 from qa.config import DEFAULT_CONFIG
+from qa.index.build import build_index
 from qa.metrics import best_f1, normalize_answer
 from qa.pipeline import Pipeline
 from qa.reader import READER_DIR, load_reader

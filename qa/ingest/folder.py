@@ -13,7 +13,6 @@ format"), never ignored silently.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import stat
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from qa.config import Config
 from qa.errors import IngestError
+from qa.files import sha256_file
 from qa.ingest.documents import IngestResult, Reuse, Skipped, Unreadable, valid_utf8
 from qa.ingest.registry import (
     FORMATS,
@@ -118,7 +118,7 @@ def file_hashes(folder: str | Path, config: Config) -> dict[str, str]:
         try:
             if not stat.S_ISREG(path.stat().st_mode):  # never open a FIFO: it would block
                 continue
-            hashes[doc_id] = _sha256_file(path)
+            hashes[doc_id] = sha256_file(path)
         except OSError as exc:
             logger.debug("Cannot hash %s: %s", path, exc)
     return hashes
@@ -137,13 +137,6 @@ def article_files(folder: str | Path) -> list[str]:
     return [doc_id for doc_id, path, problem in _candidates(root)
             if not problem and path.suffix.lower() in suffixes and path.is_file()]
 
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _candidates(root: Path) -> Iterator[tuple[str, Path, str]]:

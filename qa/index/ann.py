@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 IndexKind = Literal["auto", "flat", "hnsw", "ivfflat", "ivfpq"]
 INDEX_KINDS: tuple[str, ...] = get_args(IndexKind)
 
-# Names recorded in the manifest. "flat-ip" is what every index written before qa.ann existed says.
+# Names recorded in the manifest. "flat-ip" is what every index written before qa.index.ann existed says.
 FLAT_TYPE = "flat-ip"
 HNSW_TYPE = "hnsw-ip"
 IVFPQ_TYPE = "ivfpq-ip"

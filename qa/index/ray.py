@@ -2,15 +2,16 @@
 
 ``build_index(source, index, engine="ray", ray_address=ADDR)`` (or ``qa build --engine ray``) does what a
 local build does, except that the new documents are split and embedded by a pool of Ray actors
-(``EmbedWorker``), each loading the packaged model once and running ``qa.build.split_and_embed`` on one
-shard at a time. Everything else (ingest, reuse of unchanged documents, BM25, the atomic save with its
-manifest) is the local build's own code, so the index has the same format and the same passages.
+(``EmbedWorker``), each loading the packaged model once and running ``qa.index.engine.split_and_embed`` on
+one shard at a time. Everything else (ingest, reuse of unchanged documents, BM25, the atomic save with its
+manifest) is the build's own code (qa.index.build), so the index has the same format and the same passages.
 
 Shards are runs of consecutive documents (about ``shard_chars`` characters). Each finished shard is written
 by the driver, atomically, to ``<index>/ray-shards/<key>.npz`` (vectors plus passages as JSON; nothing is
-pickled), where the key hashes the shard's documents, the split settings, the model and the qa version.
-A build that dies keeps its finished shards, and the next build with the same inputs takes them from disk
-instead of embedding them again. The shard directory is removed once the index is saved.
+pickled), where the key (``qa.index.resume.content_key``) hashes the shard's documents, the split settings,
+the model and the qa version. A build that dies keeps its finished shards, and the next build with the same
+inputs takes them from disk instead of embedding them again. The shard directory is removed once the index
+is saved.
 
 Ray is optional (``pip install -e '.[ray]'``) and imported only here, when a Ray build starts.
 """
@@ -18,11 +19,10 @@ Ray is optional (``pip install -e '.[ray]'``) and imported only here, when a Ray
 from __future__ import annotations
 
 import functools
-import hashlib
+import io
 import json
 import logging
 import math
-import os
 import shutil
 import time
 import zipfile
@@ -34,26 +34,26 @@ from typing import Any
 
 import numpy as np
 
-import qa
+from qa import files
 from qa.config import Config
-from qa.embed import model_package_version
-from qa.errors import QAError
+from qa.embed import Encoder, model_package_version
+from qa.errors import QAError, RayNotInstalledError
+from qa.index.engine import Embedded, SplitAndEmbed, split_and_embed
+from qa.index.layout import SHARD_DIR
+from qa.index.resume import content_key
 from qa.types import Document, Passage
+from qa.version import __version__
 
 logger = logging.getLogger(__name__)
 
 RAY_VERSION = "2.60.0"  # the version pinned by the `ray` extra; the cluster must run the same one
-SHARD_DIR = "ray-shards"
 SHARD_FORMAT = 1
 MAX_SHARD_CHARS = 200_000  # about 300 passages: ~15 s on one core, so a crash loses little
 TARGET_SHARDS = 64  # smaller corpora are cut finer, so that every worker has work
 
 
-class RayNotInstalledError(QAError):
-    """``engine="ray"`` was asked for but Ray is not installed."""
-
-
 def import_ray() -> Any:
+    """The ``ray`` module; RayNotInstalledError saying what to install when it is missing."""
     try:
         import ray
     except ImportError as exc:
@@ -76,11 +76,8 @@ def plan_shards(documents: list[Document], config: Config, shard_chars: int | No
     if shard_chars is None:
         total = sum(len(d.text) for d in documents)
         shard_chars = min(MAX_SHARD_CHARS, max(1, math.ceil(total / TARGET_SHARDS)))
-    settings = json.dumps(
-        {"format": SHARD_FORMAT, "qa": qa.__version__, "model_package": model_package_version(),
-         "settings": config.index_settings(), "batch_size": config.embed_batch_size},
-        sort_keys=True,
-    )
+    settings = {"format": SHARD_FORMAT, "qa": __version__, "model_package": model_package_version(),
+                "settings": config.index_settings(), "batch_size": config.embed_batch_size}
     shards: list[Shard] = []
     run: list[Document] = []
     size = 0
@@ -95,27 +92,19 @@ def plan_shards(documents: list[Document], config: Config, shard_chars: int | No
     return shards
 
 
-def _shard(documents: list[Document], settings: str) -> Shard:
-    digest = hashlib.sha256(settings.encode())
-    for doc in documents:
-        digest.update(json.dumps(asdict(doc), sort_keys=True, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-        digest.update(b"\0")
-    return Shard(digest.hexdigest()[:32], list(documents))
+def _shard(documents: list[Document], settings: dict[str, Any]) -> Shard:
+    parts = (json.dumps(asdict(doc), sort_keys=True, ensure_ascii=False).encode("utf-8", "surrogatepass")
+             for doc in documents)
+    return Shard(content_key(settings, parts, length=32), list(documents))
 
 
 def write_shard(path: Path, passages: list[Passage], vectors: np.ndarray) -> None:
     """Write a shard atomically: a temporary file, fsynced, then renamed over ``path``."""
     records = "".join(json.dumps(asdict(p), ensure_ascii=False) + "\n" for p in passages)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, vectors=np.asarray(vectors, dtype=np.float32),
-                     passages=np.frombuffer(records.encode("utf-8", "surrogatepass"), dtype=np.uint8))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, vectors=np.asarray(vectors, dtype=np.float32),
+             passages=np.frombuffer(records.encode("utf-8", "surrogatepass"), dtype=np.uint8))
+    files.write_atomic(path, buffer.getvalue())
 
 
 def read_shard(path: Path) -> tuple[list[Passage], np.ndarray] | None:
@@ -138,7 +127,7 @@ def read_shard(path: Path) -> tuple[list[Passage], np.ndarray] | None:
 
 
 def _versions() -> dict[str, str | None]:
-    return {"qa": qa.__version__, "model_package": model_package_version()}
+    return {"qa": __version__, "model_package": model_package_version()}
 
 
 @functools.cache
@@ -162,8 +151,6 @@ def _worker_class() -> Any:
             return _versions()
 
         def run(self, key: str, documents: list[Document]) -> tuple[str, list[Passage], np.ndarray]:
-            from qa.build import split_and_embed
-
             passages, vectors = split_and_embed(documents, self.config, self.encoder, progress=False)
             return key, passages, vectors
 
@@ -172,7 +159,7 @@ def _worker_class() -> Any:
 
 @dataclass
 class RayEngine:
-    """How to run a build on Ray; pass one as ``build_index(..., engine=RayEngine(...))``.
+    """The Ray engine (a qa.index.engine.Engine); pass one as ``build_index(..., engine=RayEngine(...))``.
 
     ``address``: the cluster (``"auto"``, ``"HOST:6379"`` or ``"ray://HOST:10001"``); None starts a local Ray
     (unless one is already running in this process). ``workers``: actors, default one per ``threads`` CPUs
@@ -190,9 +177,12 @@ class RayEngine:
     timings: dict[str, float] = field(default_factory=dict)  # its seconds: workers_ready, embed, merge
 
     @contextmanager
-    def session(self, index_dir: Path, config: Config, progress: bool = True) -> Iterator[Any]:
+    def session(
+        self, index_dir: Path, config: Config, *, encoder: Encoder | None = None, progress: bool = True
+    ) -> Iterator[SplitAndEmbed]:
         """A Ray connection for one build; yields its split-and-embed function. Shards are removed when the
-        build succeeds and kept when it fails, so that the next build resumes from them."""
+        build succeeds and kept when it fails, so that the next build resumes from them. ``encoder`` is not
+        used: every worker loads the packaged model."""
         ray = import_ray()
         started = not ray.is_initialized()
         if started:
@@ -213,7 +203,7 @@ class RayEngine:
 
     def _split_and_embed(
         self, ray: Any, shard_dir: Path, config: Config, progress: bool, documents: list[Document]
-    ) -> tuple[list[Passage], np.ndarray]:
+    ) -> Embedded:
         shard_dir.mkdir(parents=True, exist_ok=True)
         self.timings = {}
         shards = plan_shards(documents, config, self.shard_chars)
@@ -234,7 +224,7 @@ class RayEngine:
         passages = [p for shard_passages, _ in results for p in shard_passages]
         vectors = np.concatenate([v for _, v in results], axis=0)
         self.timings["merge"] = time.perf_counter() - start
-        return passages, vectors
+        return Embedded(passages, vectors)
 
     def _run(self, ray: Any, todo: list[Shard], n_workers: int, shard_dir: Path, config: Config,
              progress: bool, done: dict[str, tuple[list[Passage], np.ndarray]]) -> None:
