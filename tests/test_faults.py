@@ -27,13 +27,13 @@ import signal
 import subprocess
 import sys
 import time
-import zlib
 from collections import Counter
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pytest
+from stubs import StubEncoder
 
 from qa import files
 from qa.cli import main as cli_main
@@ -48,43 +48,6 @@ from qa.retrieve import NO_WORDS_NOTICE, Retriever
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = sorted((REPO / "seeds").glob("*.txt"))
-
-
-class StubEncoder:
-    """A hashed bag of words, L2-normalised: deterministic, no model, microseconds per passage.
-
-    Stands in for MiniLM where a test needs many builds (kill trials, write errors, corruption); it claims
-    MiniLM's name and dimension so the index it makes is a valid index for the default configuration.
-    """
-
-    model_name = MODEL_NAME
-    dimension = 384
-
-    def __init__(self, delay: float = 0.0, on_batch=None) -> None:
-        self.delay = delay  # seconds per batch, to stretch the embedding phase for kill trials
-        self.on_batch = on_batch
-
-    def _vector(self, text: str) -> np.ndarray:
-        vec = np.zeros(self.dimension, dtype=np.float32)
-        for word in re.findall(r"\w+", text.lower()):
-            vec[zlib.crc32(word.encode("utf-8")) % self.dimension] += 1.0
-        if not vec.any():
-            vec[0] = 1.0
-        return vec / np.linalg.norm(vec)
-
-    def encode_passages(self, titles, texts, *, batch_size=64, progress=True):
-        rows = []
-        for start in range(0, len(texts), batch_size):
-            if self.on_batch:
-                self.on_batch(start)
-            if self.delay:
-                time.sleep(self.delay)
-            rows += [self._vector(f"{t}. {x}") for t, x in
-                     zip(titles[start:start + batch_size], texts[start:start + batch_size], strict=True)]
-        return np.array(rows, dtype=np.float32).reshape(len(texts), self.dimension)
-
-    def encode_queries(self, texts, *, batch_size=64):
-        return np.array([self._vector(t) for t in texts], dtype=np.float32).reshape(len(texts), self.dimension)
 
 
 STUB = StubEncoder()

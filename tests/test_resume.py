@@ -11,20 +11,19 @@ import errno
 import inspect
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from stubs import StubEncoder
 
 from qa import files
-from qa.config import DEFAULT_CONFIG, MODEL_NAME
+from qa.config import DEFAULT_CONFIG
 from qa.errors import IndexWriteError
 from qa.index.build import build_index
 from qa.index.check import verify_index
@@ -37,34 +36,6 @@ REPO = Path(__file__).resolve().parent.parent
 TINY = DEFAULT_CONFIG.with_overrides(embed_batch_size=2, embed_chunk_batches=1)  # 34 seed passages: 17 chunks
 
 
-class SlowStub:
-    """A hashed bag of words, L2-normalised, that takes ``delay`` seconds per call and counts what it embeds."""
-
-    model_name = MODEL_NAME
-    dimension = 384
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
-        self.embedded = 0
-
-    def _vector(self, text: str) -> np.ndarray:
-        vec = np.zeros(self.dimension, dtype=np.float32)
-        for word in re.findall(r"\w+", text.lower()):
-            vec[zlib.crc32(word.encode("utf-8")) % self.dimension] += 1.0
-        if not vec.any():
-            vec[0] = 1.0
-        return vec / np.linalg.norm(vec)
-
-    def encode_passages(self, titles, texts, *, batch_size=64, progress=True):
-        time.sleep(self.delay)
-        self.embedded += len(texts)
-        return np.array([self._vector(f"{t}. {x}") for t, x in zip(titles, texts, strict=True)],
-                        dtype=np.float32).reshape(len(texts), self.dimension)
-
-    def encode_queries(self, texts, *, batch_size=64):
-        return np.array([self._vector(t) for t in texts], dtype=np.float32).reshape(len(texts), self.dimension)
-
-
 CHILD = '''
 import re, sys, time, zlib
 import numpy as np
@@ -74,7 +45,7 @@ from qa.index.build import build_index
 {stub_source}
 
 config = DEFAULT_CONFIG.with_overrides(embed_batch_size=2, embed_chunk_batches=1)
-build_index(sys.argv[1], sys.argv[2], config, progress=False, encoder=SlowStub(delay=float(sys.argv[3])))
+build_index(sys.argv[1], sys.argv[2], config, progress=False, encoder=StubEncoder(delay=float(sys.argv[3])))
 print("done", flush=True)
 '''
 
@@ -90,7 +61,7 @@ def _checksums(index_dir: Path) -> dict[str, str]:
 def test_a_build_killed_at_60_percent_resumes_without_embedding_finished_chunks(seeds_copy, tmp_path):
     n_chunks = 17
     script = tmp_path / "child.py"
-    script.write_text(CHILD.replace("{stub_source}", inspect.getsource(SlowStub)), encoding="utf-8")
+    script.write_text(CHILD.replace("{stub_source}", inspect.getsource(StubEncoder)), encoding="utf-8")
     index_dir = tmp_path / "index"
     env = {**os.environ, "OMP_NUM_THREADS": "1",  # the child script is in tmp_path: import this checkout's qa
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -113,7 +84,7 @@ def test_a_build_killed_at_60_percent_resumes_without_embedding_finished_chunks(
     done_rows = sum(np.load(p).shape[0] for p in done)
     assert 0.6 * n_chunks <= len(done) < n_chunks, len(done)
 
-    rerun = SlowStub()
+    rerun = StubEncoder()
     report = build_index(seeds_copy, index_dir, TINY, progress=False, encoder=rerun)
     assert report.n_passages == 34
     assert report.passages_resumed == done_rows and rerun.embedded == report.passages_embedded == 34 - done_rows
@@ -122,7 +93,7 @@ def test_a_build_killed_at_60_percent_resumes_without_embedding_finished_chunks(
     assert verify_index(index_dir, TINY) == []
 
     reference = tmp_path / "reference"
-    uninterrupted = SlowStub()
+    uninterrupted = StubEncoder()
     build_index(seeds_copy, reference, TINY, progress=False, encoder=uninterrupted)
     assert uninterrupted.embedded == 34
     assert _checksums(index_dir) == _checksums(reference)  # the very same index, file for file
@@ -139,7 +110,7 @@ class Crash(Exception):
     pass
 
 
-class CrashingStub(SlowStub):
+class CrashingStub(StubEncoder):
     def __init__(self, after_calls: int) -> None:
         super().__init__()
         self.calls, self.after = 0, after_calls
@@ -164,7 +135,7 @@ def test_damaged_or_stale_chunks_are_embedded_again(tmp_path):
     stub = CrashingStub(after_calls=999)  # the same encoder (its class is part of the resume settings)
     vectors, resumed = embed_resumable(passages, stub, tmp_path, TINY, progress=False)
     assert resumed == 16 and stub.embedded == len(passages) - 16 and not other.exists()
-    expected, _ = embed_resumable(passages, SlowStub(), tmp_path / "fresh", TINY, progress=False)
+    expected, _ = embed_resumable(passages, StubEncoder(), tmp_path / "fresh", TINY, progress=False)
     np.testing.assert_array_equal(vectors, expected)
     # A changed passage invalidates its chunk only: the chunk name carries a hash of its passages' text.
     edited = [*passages[:-1], Passage(**{**passages[-1].__dict__, "text": passages[-1].text + " Extra words."})]
@@ -175,7 +146,7 @@ def test_damaged_or_stale_chunks_are_embedded_again(tmp_path):
 
 def test_progress_bar_shows_passages_and_eta(tmp_path, capsys):
     passages = _seed_passages() * 10  # 340 passages: above the size that gets a progress bar
-    embed_resumable(passages, SlowStub(), tmp_path, DEFAULT_CONFIG.with_overrides(embed_batch_size=20,
+    embed_resumable(passages, StubEncoder(), tmp_path, DEFAULT_CONFIG.with_overrides(embed_batch_size=20,
                                                                                    embed_chunk_batches=1))
     err = capsys.readouterr().err
     assert "Embedding passages" in err and "340/340" in err and "passage/s" in err and "<" in err  # "<" ETA
@@ -186,7 +157,7 @@ def test_a_full_disk_in_the_resume_area_fails_early_and_keeps_the_index(seeds_co
     first = tmp_path / "first"
     first.mkdir()
     shutil.copy(seeds_copy / "000_c16d11af959cac43.txt", first)  # then four articles are added
-    build_index(first, index_dir, TINY, progress=False, encoder=SlowStub())
+    build_index(first, index_dir, TINY, progress=False, encoder=StubEncoder())
     before = (index_dir / "CURRENT").read_text()
     real_write = files.write_synced
     calls = []
@@ -198,11 +169,11 @@ def test_a_full_disk_in_the_resume_area_fails_early_and_keeps_the_index(seeds_co
         return real_write(path, data)
 
     monkeypatch.setattr(files, "write_synced", full)
-    stub = SlowStub()
+    stub = StubEncoder()
     with pytest.raises(IndexWriteError, match=r"disk is full.*\.partial.*was not changed.*qa build"):
         build_index(seeds_copy, index_dir, TINY, progress=False, encoder=stub)
     assert (index_dir / "CURRENT").read_text() == before and stub.embedded == 6  # failed at the 3rd chunk
     monkeypatch.setattr(files, "write_synced", real_write)
-    report = build_index(seeds_copy, index_dir, TINY, progress=False, encoder=SlowStub())
+    report = build_index(seeds_copy, index_dir, TINY, progress=False, encoder=StubEncoder())
     assert report.passages_resumed == 4 and not (index_dir / RESUME_DIR).exists()
     assert json.loads((read_manifest(index_dir)[0] / "manifest.json").read_text())["counts"]["documents"] == 5
