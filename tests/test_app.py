@@ -533,3 +533,31 @@ def test_page_serves_the_ui(live):
     with urllib.request.urlopen(live.url, timeout=30) as resp:
         page = resp.read().decode("utf-8")
     assert "Ask the articles" in page
+
+
+def test_launch_waits_for_a_slow_server_instead_of_refusing_to_start():
+    """Gradio's own start-up check gives its server one 3-second request; ours retries until a deadline."""
+    import http.server
+    import threading
+
+    from qa.ui.app import _patient_url_ok
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        calls = 0
+
+        def do_HEAD(self):  # noqa: N802 (http.server's name)
+            Slow.calls += 1
+            self.send_response(503 if Slow.calls < 3 else 200)  # not ready twice, then up
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert _patient_url_ok(f"http://127.0.0.1:{server.server_port}/", deadline_s=30)
+        assert Slow.calls == 3
+    finally:
+        server.shutdown()
+    assert not _patient_url_ok(f"http://127.0.0.1:{_free_port()}/", deadline_s=1)

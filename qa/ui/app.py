@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,33 @@ class QABlocks(gr.Blocks):
 
     def launch(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("theme", theme())
-        return super().launch(*args, **kwargs)
+        # Gradio checks that its own server answers with one 3-second HEAD request and, if it does not, refuses
+        # to start ("a shareable link must be created"). On 2 cores busy with a build or a test run the first
+        # answer can take longer (16 app tests failed so in one full run), so the check waits up to 60 s here.
+        from gradio import networking
+
+        quick_check = networking.url_ok
+        networking.url_ok = _patient_url_ok
+        try:
+            return super().launch(*args, **kwargs)
+        finally:
+            networking.url_ok = quick_check
+
+
+def _patient_url_ok(url: str, deadline_s: float = 60.0) -> bool:
+    """Gradio's url_ok, retried until ``deadline_s``: True once the server answers its own page."""
+    import httpx
+
+    stop = time.monotonic() + deadline_s
+    while True:
+        try:
+            if httpx.head(url, timeout=10, verify=False).status_code in (200, 401, 301, 302, 303, 307, 308):
+                return True
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() >= stop:
+            return False
+        time.sleep(0.5)
 
 
 def _json_safe(value: Any) -> Any:
