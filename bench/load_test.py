@@ -116,7 +116,7 @@ def run(requests: int, deadline_s: float, workdir: Path) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
     app_log = open(workdir / "app.log", "w")  # noqa: SIM115 - closed in finally
-    app = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--seeds", str(seeds), "--index", str(index),
+    app = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--articles", str(seeds), "--index", str(index),
                             "--port", str(port)], stdout=app_log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
     out: dict[str, Any] = {"requests": requests, "distinct_questions": len(set(QUESTIONS[:requests])), "url": url,
                            "nice": os.nice(0), "ask_concurrency": ask_concurrency()}

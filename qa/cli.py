@@ -77,7 +77,8 @@ def parser() -> argparse.ArgumentParser:
     _add_config_flags(c, "check")
 
     s = sub.add_parser("serve", help="start the web UI (builds the index first if missing or stale)")
-    s.add_argument("--seeds", default="seeds", help="articles folder the app serves (default: seeds)")
+    s.add_argument("--articles", default="seeds", help="articles folder the app serves (default: seeds)")
+    s.add_argument("--seeds", dest="articles", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # old name
     s.add_argument("--index", default="index", help="index directory (default: index)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     s.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "serve":
             from qa.ui import main as serve  # imports Gradio: only for this command
 
-            return serve(["--seeds", args.seeds, "--index", args.index,
+            return serve(["--articles", args.articles, "--index", args.index,
                           "--host", args.host, "--port", str(args.port)] + ["-v"] * args.verbose)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -167,7 +167,7 @@ def test_accepted_types_come_from_the_ingest_registry():
     for suffix in article_suffixes():
         assert lib.check_article_name(f"story{suffix.upper()}") == f"story{suffix.upper()}"
     with pytest.raises(ValueError, match=r"only \.txt, \.md, .*\.pdf"):
-        lib.check_article_name("corpus.jsonl")  # a corpus, not an article: qa build --seeds corpus.jsonl
+        lib.check_article_name("corpus.jsonl")  # a corpus, not an article: qa build --articles corpus.jsonl
 
 
 def test_upload_help_lists_the_registry_formats_and_limits():
@@ -452,7 +452,7 @@ def test_a_password_protects_the_app(live):
     port = _free_port()
     env = {**os.environ, "QA_APP_PASSWORD": "s3cret-test"}
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "app.py"), "--seeds", str(live.seeds), "--index", str(live.index),
+        [sys.executable, str(REPO / "app.py"), "--articles", str(live.seeds), "--index", str(live.index),
          "--port", str(port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
@@ -491,7 +491,7 @@ def test_app_start_prints_its_index_status_once_and_nothing_else(live, tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_DISABLE_PROGRESS_BARS", "PYTHONWARNINGS")}
     with out.open("w") as stdout, err.open("w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py"), "--seeds", str(live.seeds), "--index", str(live.index),
+            [sys.executable, str(REPO / "app.py"), "--articles", str(live.seeds), "--index", str(live.index),
              "--port", str(port)], env=env, stdout=stdout, stderr=stderr, text=True, cwd=REPO,
         )
     try:

@@ -257,7 +257,7 @@ def test_an_index_without_query_encoder_asks_for_a_build_that_adds_it(small_sour
     index_dir = tmp_path / "index"
     _build(small_source, index_dir, counting)
     _strip_query_encoder(index_dir)
-    with pytest.raises(IndexMismatchError, match=r"no query encoder.*qa build --seeds DIR --index"):
+    with pytest.raises(IndexMismatchError, match=r"no query encoder.*qa build --articles DIR --index"):
         Retriever.load(index_dir)
     assert "no query encoder" in index_status(small_source, index_dir).reason
     assert any("no query encoder" in p for p in verify_index(index_dir, DEFAULT_CONFIG))

@@ -747,7 +747,7 @@ def test_corruption_is_detected_reported_by_qa_check_and_repaired(name, stub_tem
     assert cli_main(["check", "--index", str(index_dir)]) == 1
     out = capsys.readouterr().out
     assert re.search(what, out), out
-    assert "problems:" in out and "Run `qa build --seeds DIR --index" in out
+    assert "problems:" in out and "Run `qa build --articles DIR --index" in out
     report = build_index(stub_template["old"], index_dir, CONFIG, progress=False, encoder=STUB)  # repairs
     assert not report.up_to_date and report.passages_embedded == report.n_passages
     assert check_whole(index_dir) == "old" and leftovers(index_dir) == []

@@ -136,7 +136,7 @@ def test_dense_and_sparse_search(saved, encoder):
 
 
 def test_missing_index(tmp_path):
-    with pytest.raises(IndexNotFoundError, match=r"No index at .*run `qa build --seeds DIR --index"):
+    with pytest.raises(IndexNotFoundError, match=r"No index at .*run `qa build --articles DIR --index"):
         load_index(tmp_path / "nothing", DEFAULT_CONFIG)
     assert "No index" in verify_index(tmp_path / "nothing", DEFAULT_CONFIG)[0]
 
@@ -417,7 +417,7 @@ def test_an_index_saved_without_query_encoder_loads_but_cannot_embed_questions(t
     _save(tmp_path / "index", encoder, query_encoder=False)
     loaded = load_index(tmp_path / "index", DEFAULT_CONFIG)  # sparse search and tools still work
     assert loaded.lexical.search("Hezbollah", k=1)
-    with pytest.raises(IndexMismatchError, match=r"no query encoder.*Run `qa build --seeds DIR --index"):
+    with pytest.raises(IndexMismatchError, match=r"no query encoder.*Run `qa build --articles DIR --index"):
         loaded.query_encoder(DEFAULT_CONFIG)
     assert any("no query encoder" in p for p in verify_index(tmp_path / "index", DEFAULT_CONFIG))
 

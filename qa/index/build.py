@@ -134,7 +134,7 @@ def build_index(
     if not corpus.documents:
         raise IngestError(
             f"No readable articles in {source} ({len(corpus.skipped)} skipped): "
-            f"add article files ({', '.join(article_suffixes())}) or pass another --seeds folder."
+            f"add article files ({', '.join(article_suffixes())}) or pass another --articles folder."
         )
     _check_unique(corpus.documents)
     with index_lock(index_dir) as lock:

@@ -61,7 +61,7 @@ class IndexCheck:
             return out
         out.append(f"problems: {len(self.problems)}")
         out += [f"  - {problem}" for problem in self.problems]
-        out.append(f"Run `qa build --seeds DIR --index {self.index_dir}` to repair the index.")
+        out.append(f"Run `qa build --articles DIR --index {self.index_dir}` to repair the index.")
         return out
 
 

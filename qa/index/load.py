@@ -102,7 +102,7 @@ class IndexStore:
         if problems:
             index_dir = self.path.parent
             raise IndexMismatchError(
-                f"Index at {index_dir}: {'; '.join(problems)}. Run `qa build --seeds DIR --index {index_dir}` "
+                f"Index at {index_dir}: {'; '.join(problems)}. Run `qa build --articles DIR --index {index_dir}` "
                 "to store it (the vectors are reused: nothing is embedded again)."
             )
         spec = QueryEncoderSpec.from_dict(self.manifest[QUERY_ENCODER])
@@ -144,7 +144,7 @@ def load_index(
     for attempt in range(1, LOAD_ATTEMPTS + 1):
         version = read_current(index_dir)
         if version is None:
-            raise IndexNotFoundError(f"No index at {index_dir}: run `qa build --seeds DIR --index {index_dir}`.")
+            raise IndexNotFoundError(f"No index at {index_dir}: run `qa build --articles DIR --index {index_dir}`.")
         try:
             return _load_version(index_dir, index_dir / version, config, expected_dimension, mmap)
         except IndexCorruptError:

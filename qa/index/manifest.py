@@ -85,7 +85,7 @@ def read_manifest(index_dir: str | Path) -> tuple[Path, dict[str, Any]]:
     index_dir = Path(index_dir)
     version = read_current(index_dir)
     if version is None:
-        raise IndexNotFoundError(f"No index at {index_dir}: run `qa build --seeds DIR --index {index_dir}`.")
+        raise IndexNotFoundError(f"No index at {index_dir}: run `qa build --articles DIR --index {index_dir}`.")
     return index_dir / version, read_manifest_file(index_dir, index_dir / version)
 
 
@@ -267,7 +267,7 @@ def raise_for_manifest(
     if problems:
         raise IndexMismatchError(
             f"Index at {index_dir} was built with {'; '.join(problems)}. "
-            f"Run `qa build --seeds DIR --index {index_dir}` to rebuild it with the current settings."
+            f"Run `qa build --articles DIR --index {index_dir}` to rebuild it with the current settings."
         )
 
 
@@ -275,7 +275,7 @@ def corrupt(index_dir: Path, problems: list[str]) -> IndexCorruptError:
     """The IndexCorruptError for ``problems`` found in ``index_dir``, saying how to repair it."""
     return IndexCorruptError(
         f"Index at {index_dir} is damaged: {'; '.join(problems)}. "
-        f"Run `qa build --seeds DIR --index {index_dir}` to repair it."
+        f"Run `qa build --articles DIR --index {index_dir}` to repair it."
     )
 
 

@@ -88,7 +88,7 @@ def unsupported(name: str) -> str:
     fmt = _BY_SUFFIX.get(suffix)
     if fmt is not None and fmt.read is None:
         return (f"a {suffix} corpus is read on its own, not inside a folder of articles: "
-                f"pass it as the source (qa build --seeds {Path(name).name})")
+                f"pass it as the source (qa build --articles {Path(name).name})")
     what = f"{suffix} files" if suffix else "files without a suffix"
     return f"unsupported format ({what}); qa reads {', '.join(article_suffixes())}"
 

@@ -1,7 +1,7 @@
 """The web UI: a thin Gradio layer over the public ``qa`` API and the article library.
 
-    python app.py --seeds seeds --index index               # http://127.0.0.1:7860
-    qa serve --seeds seeds --index index                    # the same, from an installed package
+    python app.py --articles seeds --index index               # http://127.0.0.1:7860
+    qa serve --articles seeds --index index                    # the same, from an installed package
     QA_APP_PASSWORD=... python app.py --host 0.0.0.0         # other machines: a password is required
 
 On start the index is built (incrementally) when it is missing or stale. Besides the page, the app serves
@@ -230,7 +230,8 @@ def _check_password(password: str):
 def parser() -> argparse.ArgumentParser:
     """The app's flags; ``qa serve`` passes its own through (qa.cli)."""
     p = argparse.ArgumentParser(description="The web UI: ask questions of a folder of articles.")
-    p.add_argument("--seeds", default="seeds", help="articles folder (default: seeds)")
+    p.add_argument("--articles", default="seeds", help="articles folder (default: seeds)")
+    p.add_argument("--seeds", dest="articles", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # old name
     p.add_argument("--index", default="index", help="index directory (default: index)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
@@ -254,9 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     configure_logs(args.verbose)
-    seeds, index = Path(args.seeds), Path(args.index)
+    seeds, index = Path(args.articles), Path(args.index)
     if not seeds.exists():
-        print(f"error: the articles folder {seeds} does not exist: pass --seeds DIR.", file=sys.stderr)
+        print(f"error: the articles folder {seeds} does not exist: pass --articles DIR.", file=sys.stderr)
         return 2
     try:
         demo = build_app(seeds, index, DEFAULT_CONFIG, auth_required=password is not None,
