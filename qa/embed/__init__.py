@@ -85,8 +85,9 @@ __all__ = [
 def get_encoder(model_name: str = MODEL_NAME, backend: str = "torch") -> Encoder:
     """Load the encoder once per process (GPU when available for torch); later calls return the same object.
 
-    ``backend`` is ``"torch"`` or ``"onnx-int8"`` (``Config.embed_backend``); the int8 encoder's
-    ``model_name`` is ``backend_model_name(model_name, "onnx-int8")``. Raises ModelLoadError when the model
+    ``backend`` is ``"torch"`` or ``"onnx-int8"`` (opt-in, chosen by the caller: Config no longer has a field
+    for it; bench/embed_speed.py compares the two); the int8 encoder's ``model_name`` is
+    ``backend_model_name(model_name, "onnx-int8")``. Raises ModelLoadError when the model
     or a runtime is missing, ValueError for an unknown backend.
     """
     _check_backend(backend)

@@ -351,7 +351,7 @@ def onnx_int8_encoder(model_name: str, model_dir: Path) -> Encoder:
         import onnxruntime as ort
         import tokenizers  # noqa: F401
     except ImportError as exc:
-        raise ModelLoadError("embed_backend='onnx-int8' needs onnxruntime and tokenizers: "
+        raise ModelLoadError("the onnx-int8 encoder backend needs onnxruntime and tokenizers: "
                              "`pip install onnxruntime tokenizers`.") from exc
     version = model_package_version() if model_name == MODEL_NAME else "local"
     path = cache_dir() / "onnx" / f"{Path(model_name).name}-{version}" / ONNX_INT8_FILE
