@@ -10,6 +10,13 @@ The file is not in reader.json's checksums: reader.json is written by training/e
 calibration exists, and a damaged calibration.json cannot load silently (it is parsed and validated here,
 raising ModelLoadError). Instead the file records the sha256 of the reader.onnx it was fitted on, and a
 reader re-exported without a new fit is logged as a warning (answers still come, their confidences may be off).
+
+The file also holds the on-topic rule (``on_topic_min_dense``): whether the retrieved passages are about the
+question at all, a threshold on ``topic_score`` fitted on SQuAD dev questions searched with and without their
+article (training/calibrate.py --on-topic-only). It decides how an abstention is shown (the best candidate as
+a labelled low-confidence answer, or "Nothing in the articles is about this"), never whether qa abstains. The
+field is optional: a file without it (written before the rule existed) loads, and means "no rule": any
+retrieval with a hit counts as on topic.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +33,7 @@ from typing import Any
 from qa.config import Config
 from qa.errors import ModelLoadError
 from qa.reader import READER_DIR
+from qa.types import Hit
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +52,8 @@ class Calibration:
     abstain_threshold: float  # chosen by training/calibrate.py on held-out questions (see its MAX_ANSWERED)
     reader_sha256: str | None = None  # the reader.onnx the fit was made with
     fitted: Mapping[str, Any] = field(default_factory=dict, compare=False)  # provenance: script, date, data
+    # The on-topic rule: passages are about the question when topic_score(hits) reaches this (None = no rule).
+    on_topic_min_dense: float | None = None
 
     def __post_init__(self) -> None:
         if len(self.features) != len(self.weights):
@@ -58,10 +68,19 @@ class Calibration:
         z = self.bias + sum(w * features[name] for name, w in zip(self.features, self.weights, strict=True))
         return sigmoid(z)
 
+    def on_topic(self, hits: Sequence[Hit]) -> bool:
+        """Are the retrieved passages about the question? False without hits; True when there is no rule
+        (``on_topic_min_dense`` None) or no dense score to apply it to (a mode without dense retrieval)."""
+        if not hits:
+            return False
+        score = topic_score(hits)
+        return self.on_topic_min_dense is None or score is None or score >= self.on_topic_min_dense
+
     def to_dict(self) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, "features": list(self.features), "weights": list(self.weights),
                 "bias": self.bias, "abstain_threshold": self.abstain_threshold,
-                "reader_sha256": self.reader_sha256, "fitted": dict(self.fitted)}
+                "reader_sha256": self.reader_sha256, "on_topic_min_dense": self.on_topic_min_dense,
+                "fitted": dict(self.fitted)}
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "calibration") -> Calibration:
@@ -72,12 +91,26 @@ class Calibration:
             return cls(features=tuple(str(n) for n in data["features"]),
                        weights=tuple(float(w) for w in data["weights"]), bias=float(data["bias"]),
                        abstain_threshold=float(data["abstain_threshold"]), reader_sha256=data.get("reader_sha256"),
-                       fitted=dict(data.get("fitted") or {}))
+                       fitted=dict(data.get("fitted") or {}), on_topic_min_dense=_optional_float(
+                           data.get("on_topic_min_dense")))
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelLoadError(
                 f"{source} is not a valid calibration ({exc}). Restore it with `git checkout -- {source}` or "
                 "refit it with `python training/calibrate.py --write`."
             ) from None
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def topic_score(hits: Sequence[Hit]) -> float | None:
+    """What the on-topic rule thresholds: the dense cosine of the best hit, -1 (the cosine's floor) when the
+    dense run did not retrieve it (found by BM25 alone); None when no hit has a dense score (no hits, or a mode
+    without dense retrieval). Chosen among the scores training/calibrate.py compares, by AUC."""
+    if not any("dense" in h.scores for h in hits):
+        return None
+    return hits[0].scores.get("dense", -1.0)
 
 
 def sigmoid(z: float) -> float:

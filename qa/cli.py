@@ -11,6 +11,7 @@ from pathlib import Path
 from qa.config import DEFAULT_CONFIG, Config, cli_settings
 from qa.errors import QAError
 from qa.logs import configure as configure_logs
+from qa.passages import sentence_around
 from qa.search import DEFAULT_MODE, MODES
 
 logger = logging.getLogger("qa")
@@ -122,10 +123,24 @@ def _print_response(res, as_json: bool) -> None:
     if res.notice:
         print(f"note: {res.notice}")
     if res.abstained:
-        print("No confident answer: the articles do not clearly answer this.")
-        if res.suggestions:
-            print("Low-confidence candidates:")
-            for ans in res.suggestions:
+        others = res.suggestions
+        if res.on_topic and res.suggestions:
+            # Shown as what it is: the best candidate, below the abstention threshold (still an abstention).
+            best, others = res.suggestions[0], res.suggestions[1:]
+            print(f"Low-confidence answer ({best.confidence:.2f}): {one_line(best.text)}")
+            for src in best.sources:
+                print(f"     {_source_line(src)}")
+                a, b = sentence_around(src.passage_text, src.start, src.end)
+                print(f"     “{one_line(src.passage_text[a:b], 300)}”")
+            print("The articles may not answer this: no passage gives a confident answer.")
+        elif res.on_topic:
+            print("No confident answer: the articles do not clearly answer this.")
+        else:
+            print("Nothing in the articles is about this.")
+        if others:
+            print("Other low-confidence candidates:" if len(others) < len(res.suggestions)
+                  else "Low-confidence candidates:")
+            for ans in others:
                 src = ans.sources[0]
                 print(f"  ? {one_line(ans.text)}  (confidence {ans.confidence:.2f})"
                       f" — {one_line(src.title)} — {src.doc_id}")
@@ -141,9 +156,14 @@ def _print_response(res, as_json: bool) -> None:
         flag = "  [conflicts]" if ans.conflicts_with else ""
         print(f"{i}. {one_line(ans.text)}  (confidence {ans.confidence:.2f}){flag}")
         for src in ans.sources:
-            page = f", p. {src.page}" if src.page else ""
-            print(f"     {one_line(src.title)} — {src.doc_id}{page} [{src.doc_start}:{src.doc_end}]")
+            print(f"     {_source_line(src)}")
     print(f"({res.timings_ms.get('total', 0):.0f} ms)")
+
+
+def _source_line(src) -> str:
+    """Where an answer was read: title — file, page [offsets in the article]."""
+    page = f", p. {src.page}" if src.page else ""
+    return f"{one_line(src.title)} — {src.doc_id}{page} [{src.doc_start}:{src.doc_end}]"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,6 +53,15 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
     return spans
 
 
+def sentence_around(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span of the sentence (or sentences) of ``text`` holding ``text[start:end]``: what a low-confidence
+    answer shows around its words. ``(start, end)`` itself when no sentence overlaps it."""
+    touched = [(a, b) for a, b in split_sentences(text) if a < max(end, start + 1) and start < b]
+    if not touched:
+        return start, end
+    return min(touched[0][0], start), max(touched[-1][1], end)
+
+
 def _segment(line: str) -> list[str]:
     try:
         return list(_segmenter().segment(line))

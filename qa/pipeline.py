@@ -121,7 +121,8 @@ class Pipeline:
     # -------------------------------------------------------------------------------------------- ask
 
     def ask(self, question: str, k: int = 3, mode: Mode = DEFAULT_MODE) -> Response:
-        """Short answers (best first) with calibrated confidence and sources, or an abstention.
+        """Short answers (best first) with calibrated confidence and sources, or an abstention (with
+        low-confidence ``suggestions``, and ``on_topic`` saying whether the passages are about the question).
 
         ``mode`` picks the retrieval mode that finds the passages (qa.search.MODES; ablations use it).
         """
@@ -138,6 +139,7 @@ class Pipeline:
         t1 = time.perf_counter()
         result = answer.answer_from_hits(question, self.passages_to_read(hits), self.reader, self.encoder,
                                          self.config, k)
+        on_topic = answer.answer_calibration(self.config).on_topic(hits)
         t2 = time.perf_counter()
         return Response(
             question=question,
@@ -146,6 +148,7 @@ class Pipeline:
             passages=hits[: max(k, 5)],
             conflict=result.conflict,
             suggestions=result.suggestions,
+            on_topic=on_topic,
             notice=notice,
             timings_ms={"retrieve": 1000 * (t1 - t0), "read": 1000 * (t2 - t1), "total": 1000 * (t2 - t0)},
         )

@@ -113,6 +113,10 @@ class Response:
     passages: list[Hit]  # top retrieved passages (shown as "closest passages" when abstaining)
     conflict: bool = False  # true when answers from different articles state different figures
     suggestions: list[Answer] = field(default_factory=list)  # when abstained: low-confidence candidates
+    # Are the passages about the question (the calibration's on-topic rule, qa.calibration)? Only how an
+    # abstention is shown depends on it: the first suggestion as a labelled low-confidence answer when true,
+    # "nothing in the articles is about this" when false. It is still an abstention for every metric.
+    on_topic: bool = False
     notice: str = ""  # e.g. "question truncated to 1000 characters"
     timings_ms: dict[str, float] = field(default_factory=dict)
 

@@ -71,10 +71,43 @@ def test_answer_card_escapes_article_text_and_marks_the_span():
 
 def test_abstention_shows_the_closest_passages():
     p = _passage(doc_id="b.txt", text="Nothing about Paris here.")
-    out = render.render_response(_response(passages=[Hit(p, 0.5)]), {})
-    assert "The articles do not answer this." in out
-    assert "Nothing about Paris here." in out and "b.txt" in out
-    assert 'class="qa-card"' not in out
+    off = render.render_response(_response(passages=[Hit(p, 0.5)]), {})
+    on = render.render_response(_response(passages=[Hit(p, 0.5)], on_topic=True), {})
+    assert "Nothing in the articles is about this." in off and "The articles do not answer this." not in off
+    assert "The articles do not answer this." in on and "Nothing in the articles" not in on
+    for out in (off, on):
+        assert "Nothing about Paris here." in out and "b.txt" in out
+        assert 'class="qa-card"' not in out and "qa-weak" not in out
+
+
+def _weak_response(on_topic: bool) -> Response:
+    text = f"Rebels held the town. {XSS} said Qatar & Turkey armed the rebels. Aid waited."
+    p = _passage(text=text)
+    best = Answer("Qatar & Turkey", 0.21, (_source(p, "Qatar & Turkey"),))
+    other = Answer("the town", 0.06, (_source(p, "the town"),))
+    return _response(passages=[Hit(p, 1.0)], suggestions=[best, other], on_topic=on_topic)
+
+
+def test_an_abstention_on_topic_shows_its_best_candidate_as_a_labelled_low_confidence_answer():
+    out = render.render_response(_weak_response(on_topic=True), {})
+    assert out.count('class="qa-weak"') == 1 and '<p class="qa-weak-label">Low-confidence answer</p>' in out
+    card = out[out.index('class="qa-weak"'):out.index('class="qa-abstain"')]  # the card, above the note
+    assert '<p class="qa-answer-text">Qatar &amp; Turkey</p>' in card and "21% &middot; low confidence" in card
+    sentence = ('<mark class="qa-sentence">&lt;img src=x onerror=alert(1)&gt; said <mark>Qatar &amp; Turkey</mark>'
+                " armed the rebels.</mark>")
+    assert sentence in card and "<img" not in out
+    assert "<h3>The articles may not answer this.</h3>" in out
+    assert "The articles do not answer this." not in out and "Nothing in the articles" not in out
+    # The other candidates stay collapsed, numbered after the card.
+    assert '<details class="qa-suggestions"><summary>Other low-confidence candidates (1)</summary>' in out
+    assert out.count('class="qa-card"') == 1 and '<span class="qa-rank">2.</span>the town' in out
+
+
+def test_an_abstention_off_topic_says_nothing_is_about_it_and_keeps_candidates_collapsed():
+    out = render.render_response(_weak_response(on_topic=False), {})
+    assert "<h3>Nothing in the articles is about this.</h3>" in out and "qa-weak" not in out
+    assert "qa-sentence" not in out and "The articles may not answer this." not in out
+    assert '<details class="qa-suggestions"><summary>Low-confidence candidates (2)</summary>' in out
 
 
 def test_conflict_panel_lists_each_conflicting_answer_with_its_sources():
@@ -416,6 +449,26 @@ def test_upload_ask_and_remove_an_article(live, tmp_path):
     assert not list(live.index.rglob("*zz_lighthouse.txt"))
     res = live.client.predict("Who rescued the kayakers at Skarvik?", 3, api_name="/ask")
     assert all(h["passage"]["doc_id"] != "zz_lighthouse.txt" for h in res["passages"])
+
+
+def test_abstentions_from_the_real_index_on_and_off_topic(live):
+    """A seeds question the passages are about, forced to abstain (threshold 0.99, whatever the reader): its best
+    candidate is a labelled card with its sentence marked; a question about nothing in the seeds: no card."""
+    from qa import Retriever
+
+    retriever = Retriever.load(live.index, DEFAULT_CONFIG.with_overrides(abstain_threshold=0.99))
+    res = retriever.ask("Which Sunni powers armed and funded the rebels?", k=3)
+    assert res.abstained and not res.answers and res.on_topic and res.suggestions, res
+    out = render.render_response(res, retriever.store.documents)
+    src = res.suggestions[0].sources[0]
+    assert out.count('class="qa-weak"') == 1 and "The articles may not answer this." in out
+    assert f"<mark>{html.escape(src.passage_text[src.start:src.end])}</mark>" in out.split('class="qa-abstain"')[0]
+    assert out.count('<mark class="qa-sentence">') == len(res.suggestions[0].sources)
+
+    res = retriever.ask("What is the boiling point of mercury?", k=3)
+    assert res.abstained and not res.on_topic and res.passages
+    out = render.render_response(res, retriever.store.documents)
+    assert "Nothing in the articles is about this." in out and "qa-weak" not in out
 
 
 def test_answer_cards_from_the_real_index(live):

@@ -12,13 +12,14 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from qa.cli import _print_response, one_line
 from qa.retrieve import NO_WORDS_NOTICE, Retriever
-from qa.types import Hit, Passage, Response
+from qa.types import Answer, Hit, Passage, Response, Source
 
 REPO = Path(__file__).resolve().parent.parent
 NO_WORDS = "?!?... ,;:!!"
@@ -82,12 +83,47 @@ def test_a_question_with_no_words_abstains_with_a_notice(built):
     done = run_qa("ask", NO_WORDS, "--index", str(index), cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("note: The question has no words"), done.stdout
-    assert "No confident answer" in done.stdout and "Closest passages" not in done.stdout
+    assert "Nothing in the articles is about this." in done.stdout and "Closest passages" not in done.stdout
     assert done.stderr == ""
 
     done = run_qa("ask", NO_WORDS, "--index", str(index), "--json", cwd=REPO)
     res = json.loads(done.stdout)
     assert res["abstained"] and res["answers"] == [] and res["notice"] == NO_WORDS_NOTICE
+
+
+@pytest.mark.slow
+def test_an_abstention_on_topic_shows_its_best_candidate_as_a_low_confidence_answer(built):
+    """The passages are about the question (the calibration's on-topic rule) but no candidate reaches the
+    abstention threshold (forced here: 0.99, so that a better reader keeps this test meaningful): the best
+    candidate is printed first, labelled, with its source and sentence; it is still an abstention."""
+    index, _ = built
+    question = "Which Sunni powers armed and funded the rebels?"
+    args = ("ask", question, "--index", str(index), "--abstain-threshold", "0.99")
+    res = json.loads(run_qa(*args, "--json", cwd=REPO).stdout)
+    assert res["abstained"] and res["answers"] == [] and res["on_topic"] is True and res["suggestions"], res
+    best, src = res["suggestions"][0], res["suggestions"][0]["sources"][0]
+    done = run_qa(*args, cwd=REPO)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"Low-confidence answer ({best['confidence']:.2f}): {best['text']}", lines
+    assert lines[1] == f"     {src['title']} — {src['doc_id']} [{src['doc_start']}:{src['doc_end']}]", lines
+    sentence = lines[2].strip()
+    assert sentence.startswith("“") and sentence.endswith("”") and best["text"] in sentence, lines
+    assert sentence[1:-1] in " ".join(src["passage_text"].split()) and len(sentence) < len(src["passage_text"])
+    assert "The articles may not answer this: no passage gives a confident answer." in lines
+    assert "Nothing in the articles is about this." not in done.stdout and "Closest passages:" in lines
+
+
+@pytest.mark.slow
+def test_a_question_nothing_in_the_articles_is_about_says_so(built):
+    index, _ = built
+    args = ("ask", "What is the boiling point of mercury?", "--index", str(index))
+    res = json.loads(run_qa(*args, "--json", cwd=REPO).stdout)
+    assert res["abstained"] and res["on_topic"] is False and res["passages"], res
+    done = run_qa(*args, cwd=REPO)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.startswith("Nothing in the articles is about this.\n"), done.stdout
+    assert "Low-confidence answer" not in done.stdout and "Closest passages:" in done.stdout
 
 
 @pytest.mark.slow
@@ -97,6 +133,7 @@ def test_the_python_api_abstains_on_a_question_with_no_words(built):
     for question in (NO_WORDS, "  ¿¡ — … « » ", "()[]{}"):
         res = retriever.ask(question)
         assert res.abstained and res.answers == [] and res.suggestions == [] and res.passages == []
+        assert not res.on_topic
         assert res.notice == NO_WORDS_NOTICE and res.notice.startswith("The question has no words")
     assert retriever.ask("1995?").notice == ""  # a number is a word
     with pytest.raises(ValueError, match="empty"):
@@ -113,6 +150,28 @@ def test_excerpts_with_blank_lines_stay_on_their_bullet(capsys):
     assert len(bullets) == 2 and all(line.startswith("  - A title with a break (a.txt): First paragraph ends "
                                                      "here. Second paragraph starts here. More") for line in bullets)
     assert all(line.endswith("…") and len(line) < 200 for line in bullets), bullets
+
+
+def test_an_abstention_says_which_of_its_three_cases_it_is(capsys):
+    """On topic with a candidate: a labelled low-confidence answer; on topic without one: no confident answer;
+    not on topic: nothing is about this, its candidates (if any) listed as before."""
+    text = "Rebels held the town. Qatar and Turkey armed the rebels. Aid waited."
+    passage = Passage("a.txt#0", "a.txt", "A", text, 0, len(text))
+    src = Source("a.txt", "A", "a.txt#0", text, text.index("Qatar"), text.index(" armed"), 22, 38)
+    guess = Answer("Qatar and Turkey", 0.21, (src,))
+    base = Response("Who?", [], True, [Hit(passage, 1.0)], suggestions=[guess], timings_ms={"total": 1.0})
+    printed = {}
+    for name, res in (("weak", replace(base, on_topic=True)), ("none", replace(base, on_topic=True, suggestions=[])),
+                      ("off", base)):
+        _print_response(res, as_json=False)
+        printed[name] = capsys.readouterr().out.splitlines()
+    assert printed["weak"][:4] == ["Low-confidence answer (0.21): Qatar and Turkey", "     A — a.txt [22:38]",
+                                   "     “Qatar and Turkey armed the rebels.”",
+                                   "The articles may not answer this: no passage gives a confident answer."]
+    assert printed["none"][0] == "No confident answer: the articles do not clearly answer this."
+    assert printed["off"][:3] == ["Nothing in the articles is about this.", "Low-confidence candidates:",
+                                  "  ? Qatar and Turkey  (confidence 0.21) — A — a.txt"]
+    assert all("Low-confidence answer" not in line for name in ("none", "off") for line in printed[name])
 
 
 @pytest.mark.parametrize(("text", "limit", "expected"), [

@@ -110,6 +110,19 @@ def test_abstention_counts_as_a_miss_and_false_abstain():
     assert flags["recall@5"] is True  # retrieval is scored even when the reader abstains
 
 
+def test_a_labelled_low_confidence_answer_is_an_abstention_for_every_metric():
+    """The UI and CLI show an on-topic abstention's best candidate as a "Low-confidence answer": still an
+    abstention, whether the candidate is right (a factoid) or there is nothing to answer (none)."""
+    weak = Response("q?", [], True, hits("a.txt"), suggestions=[answer("Saudi Arabia", "a.txt", confidence=0.3)],
+                    on_topic=True)
+    plain = response([], passages=hits("a.txt"), abstained=True)
+    for gold in (FACTOID, NONE):
+        assert score_seed(weak, gold) == score_seed(plain, gold)
+    flags = score_seed(weak, FACTOID)
+    assert flags["answer@1"] is False and flags["answer@3"] is False and flags["false_abstain"] is True
+    assert score_seed(weak, NONE)["abstain_accuracy"] is True
+
+
 def test_abstain_accuracy_only_on_none_and_boilerplate():
     abstained = score_seed(response([], abstained=True), NONE)
     answered = score_seed(response([answer("Paris", "a.txt")]), NONE)

@@ -223,3 +223,15 @@ def test_property_offsets_and_coverage(paragraphs: list[str], separators: list[s
         joined = "".join(doc.text[a:b] for a, b in spans)
         assert joined.replace(" ", "") == doc.text[para.start : para.end].replace(" ", "")
 
+
+
+def test_sentence_around_is_the_sentence_holding_a_span():
+    from qa.passages import sentence_around
+
+    text = "Rebels held the town. Saudi Arabia, Qatar and Turkey backed them.\nAid waited."
+    start = text.index("Qatar")
+    a, b = sentence_around(text, start, start + 5)
+    assert text[a:b] == "Saudi Arabia, Qatar and Turkey backed them."
+    a, b = sentence_around(text, text.index("town"), start)  # across a sentence end: both sentences
+    assert text[a:b] == "Rebels held the town. Saudi Arabia, Qatar and Turkey backed them."
+    assert sentence_around("", 0, 0) == (0, 0)

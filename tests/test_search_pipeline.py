@@ -7,7 +7,7 @@ import fnmatch
 import json
 import logging
 import tomllib
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -103,6 +103,7 @@ def test_the_shipped_calibration_is_the_fit_config_used_to_hold():
     assert shipped.features == FEATURES
     assert shipped.weights == (0.3115, -0.1694, 0.011, -0.6773, 3.0661, 1.8146)
     assert (shipped.bias, shipped.abstain_threshold) == (-4.8173, 0.36)
+    assert shipped.on_topic_min_dense == 0.4503  # training/results/on_topic.md
     meta = json.loads((CALIBRATION_PATH.parent / "reader.json").read_text())
     assert shipped.reader_sha256 == meta["sha256"]["reader.onnx"]
     assert shipped.fitted["by"] == "training/calibrate.py"
@@ -143,6 +144,68 @@ def test_calibration_round_trips_and_ships_as_package_data():
     data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["qa"]
     inside = CALIBRATION_PATH.relative_to(REPO / "qa").as_posix()
     assert any(fnmatch.fnmatch(inside, pattern) for pattern in data)
+
+
+def _hits(*scores: dict) -> list:
+    from qa.types import Hit, Passage
+
+    return [Hit(Passage(f"a.txt#{i}", "a.txt", "A", "text", 0, 4), 1.0 / (i + 1), dict(s))
+            for i, s in enumerate(scores)]
+
+
+def test_the_on_topic_rule_thresholds_the_best_hits_dense_cosine():
+    rule = replace(load_calibration(), on_topic_min_dense=0.45)
+    assert rule.on_topic(_hits({"dense": 0.46}, {"dense": 0.1}))
+    assert not rule.on_topic(_hits({"dense": 0.44}, {"dense": 0.9}))  # the best hit's cosine, not the largest
+    assert not rule.on_topic(_hits({"bm25": 3.0}, {"dense": 0.9}))  # BM25 alone found the best hit: -1
+    assert rule.on_topic(_hits({"bm25": 3.0}, {"bm25": 2.0}))  # no dense score at all (sparse mode): no rule
+    assert not rule.on_topic([])
+    no_rule = replace(rule, on_topic_min_dense=None)
+    assert no_rule.on_topic(_hits({"dense": -0.2})) and not no_rule.on_topic([])
+
+
+def test_the_on_topic_rule_round_trips_and_a_file_without_it_still_loads(tmp_path):
+    shipped = load_calibration()
+    data = json.loads(json.dumps(shipped.to_dict()))
+    assert data["on_topic_min_dense"] == shipped.on_topic_min_dense
+    assert Calibration.from_dict(data).on_topic_min_dense == shipped.on_topic_min_dense
+    # A calibration.json written before the rule existed: loads, with no rule.
+    old = {k: v for k, v in data.items() if k != "on_topic_min_dense"}
+    (tmp_path / "calibration.json").write_text(json.dumps(old))
+    loaded = load_calibration(tmp_path / "calibration.json")
+    assert loaded.on_topic_min_dense is None and loaded == replace(shipped, on_topic_min_dense=None)
+    with pytest.raises(ModelLoadError, match="calibrate.py --write"):
+        Calibration.from_dict({**data, "on_topic_min_dense": "high"})
+
+
+def test_write_on_topic_sets_only_that_field(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "training"))
+    import calibrate
+
+    target = tmp_path / "calibration.json"
+    before = CALIBRATION_PATH.read_text()
+    target.write_text(before)
+    written = calibrate.write_on_topic(target, {"threshold": 0.31, "rule": "a rule", "questions": 10, "out": "r"})
+    after = load_calibration(target)
+    assert after == written == replace(load_calibration(), on_topic_min_dense=0.31)
+    old, new = json.loads(before), json.loads(target.read_text())
+    assert new.pop("on_topic_min_dense") == 0.31 and new["fitted"].pop("on_topic")["rule"] == "a rule"
+    old.pop("on_topic_min_dense", None)
+    old["fitted"].pop("on_topic", None)
+    assert new == old
+    weights = next(line for line in before.splitlines() if '"weights"' in line)
+    assert weights in target.read_text().splitlines()  # the lists stay on one line: a small diff
+
+
+def test_on_topic_threshold_follows_the_stated_rule(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "training"))
+    import calibrate
+
+    off = [float(i) for i in range(20)]
+    assert calibrate.on_topic_threshold(off, max_on=0.10) == 18.0  # 2 of 20 at or above it; at 17.0, 3 of 20
+    assert calibrate.on_topic_threshold(off, max_on=0.0) > 19.0
+    assert calibrate.auc([1.0, 2.0], [0.0, 0.5]) == 1.0 and calibrate.auc([1.0], [1.0]) == 0.5
+    assert calibrate.auc([0.0, 1.0], [0.5]) == 0.5
 
 
 # ------------------------------------------------------------------------------------------------ config

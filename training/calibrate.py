@@ -16,8 +16,10 @@ weights, the threshold, the reader's sha256 and where the fit came from.
 The candidates are the pipeline's own: ``Pipeline.search`` in a mode of qa.search.REGISTRY, then
 ``Pipeline.passages_to_read`` and ``Pipeline.candidates``, the steps ``Pipeline.ask`` runs before calibration.
 
+It also fits the on-topic rule (retrieval only; see "the on-topic rule" below), alone with --on-topic-only.
+
 Usage: python training/calibrate.py [--index bench/.cache/squad] [--questions 1200] [--reader DIR]
-       [--rows-cache FILE] [--out training/calibration.json] [--write]
+       [--rows-cache FILE] [--out training/calibration.json] [--write] [--on-topic-only]
 """
 
 from __future__ import annotations
@@ -26,18 +28,26 @@ import argparse
 import datetime
 import json
 import random
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
+from qa import files
 from qa.answer import FEATURES
-from qa.calibration import CALIBRATION_FILE, Calibration, reader_sha256
+from qa.calibration import CALIBRATION_FILE, Calibration, reader_sha256, topic_score
 from qa.config import DEFAULT_CONFIG
 from qa.index.build import build_index
 from qa.metrics import best_f1, normalize_answer
 from qa.pipeline import Pipeline
 from qa.reader import READER_DIR, load_reader
 from qa.search import DEFAULT_MODE, MODES
+from qa.types import Hit
 
 VARIANTS = ("open", "other_articles", "same_article")
 
@@ -148,6 +158,179 @@ def choose_threshold(tops: list[tuple[float, float, str]]) -> tuple[float, list[
     return best["threshold"], grid
 
 
+# ------------------------------------------------------------------------------------ the on-topic rule
+# Whether the retrieved passages are about the question at all, decided by one retrieval score and a threshold
+# fitted here on SQuAD dev (never on the seeds): each sampled question is searched as is (its article is in
+# the index: on topic) and against the index without its article (the other_articles variant: not about it).
+# Retrieval only, no reader: a few minutes for 1,200 questions. The pipeline labels an abstention "on topic"
+# when the score reaches the threshold (qa.calibration.Calibration.on_topic); the presentation then shows the
+# best low-confidence candidate as such instead of "Nothing in the articles is about this".
+#
+# A question asked without its article may still be about another SQuAD article of the same subject; that is
+# fine: the rule separates the two settings, it does not say what a question is truly about.
+
+# The rule: the lowest threshold at which at most this share of questions asked without their article count as
+# on topic. A wrong "on topic" shows an unrelated low-confidence candidate (labelled, still an abstention for
+# every metric), milder than a wrong answer, so the cap is the one the abstention threshold allows for on-topic
+# text that does not answer (MAX_ANSWERED["same_article"]), not its 2% for absent articles.
+MAX_ON_TOPIC_WITHOUT_ARTICLE = 0.10
+
+
+def _max_dense(hits: list[Hit]) -> float:
+    return max((h.scores["dense"] for h in hits if "dense" in h.scores), default=-1.0)
+
+
+# The scores compared; the pipeline uses qa.calibration.topic_score (TOPIC_SCORE here), chosen by AUC below.
+TOPIC_SCORE = "top_dense"
+ON_TOPIC_SCORES: dict[str, Callable[[Pipeline, list[Hit]], float]] = {
+    "top_dense": lambda pipeline, hits: _or_floor(topic_score(hits)),  # dense cosine of the best hit
+    "read_max_dense": lambda pipeline, hits: _max_dense(pipeline.passages_to_read(hits)),  # of the passages read
+    "max_dense": lambda pipeline, hits: _max_dense(hits),  # of every passage retrieved
+}
+
+
+def _or_floor(score: float | None) -> float:
+    return -1.0 if score is None else score
+
+
+class _WithoutRows:
+    """An IndexStore seen as if ``rows`` were not indexed: both searches fetch more and drop those rows, so
+    ``Pipeline.search`` returns what an index without them would (BM25's term weights still count them)."""
+
+    def __init__(self, store: Any, rows: frozenset[int]) -> None:
+        self._store, self._rows = store, rows
+        self.lexical = SimpleNamespace(search=lambda query, k: [
+            (r, s) for r, s in store.lexical.search(query, k + len(rows)) if r not in rows][:k])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def dense_search(self, query_vecs: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        return [[(r, s) for r, s in found if r not in self._rows][:k]
+                for found in self._store.dense_search(query_vecs, k + len(self._rows))]
+
+
+def on_topic_rows(pipeline: Pipeline, questions: list[dict], mode: str = DEFAULT_MODE) -> list[dict]:
+    """Each question's scores (ON_TOPIC_SCORES) searched as is ("on") and without its article ("off")."""
+    rows_of_title: dict[str, set[int]] = {}
+    for row, passage in enumerate(pipeline.store.passages):
+        rows_of_title.setdefault(passage.title, set()).add(row)
+    rows = []
+    for qi, q in enumerate(questions):
+        without = Pipeline(_WithoutRows(pipeline.store, frozenset(rows_of_title.get(q["title"], ()))),
+                           pipeline.config, encoder=pipeline.encoder)
+        on = pipeline.search(q["question"], k=pipeline.search_depth, mode=mode)
+        off = without.search(q["question"], k=pipeline.search_depth, mode=mode)
+        assert all(h.passage.title != q["title"] for h in off)
+        rows.append({"q": qi, **{side: {name: round(float(score(pipeline, hits)), 5)
+                                        for name, score in ON_TOPIC_SCORES.items()}
+                                 for side, hits in (("on", on), ("off", off))}})
+    return rows
+
+
+def auc(positives: list[float], negatives: list[float]) -> float:
+    """P(a random positive scores above a random negative), ties counting half."""
+    pos, neg = np.sort(np.asarray(positives)), np.sort(np.asarray(negatives))
+    below = np.searchsorted(neg, pos, side="left")
+    ties = np.searchsorted(neg, pos, side="right") - below
+    return float((below + 0.5 * ties).sum() / (len(pos) * len(neg)))
+
+
+def on_topic_threshold(off: list[float], max_on: float = MAX_ON_TOPIC_WITHOUT_ARTICLE) -> float:
+    """The lowest observed score t with at most ``max_on`` of ``off`` at or above it (the rule above)."""
+    for t in sorted(set(off)):
+        if np.mean(np.asarray(off) >= t) <= max_on:
+            return t
+    return max(off) + 1e-6
+
+
+def _rates(on: list[float], off: list[float], t: float) -> dict[str, float]:
+    return {"on_topic_with_article": round(float(np.mean(np.asarray(on) >= t)), 3),
+            "on_topic_without_article": round(float(np.mean(np.asarray(off) >= t)), 3)}
+
+
+def fit_on_topic(rows: list[dict]) -> dict:
+    """The separation of each score (AUC; threshold fitted on even questions, rates on odd ones and on all) and
+    the rule the pipeline ships: TOPIC_SCORE's threshold over all questions."""
+    scores = {}
+    for name in ON_TOPIC_SCORES:
+        on, off = ([r[side][name] for r in rows] for side in ("on", "off"))
+        fit = [r for r in rows if r["q"] % 2 == 0]
+        held = [r for r in rows if r["q"] % 2 == 1]
+        t_half = on_topic_threshold([r["off"][name] for r in fit])
+        t_all = on_topic_threshold(off)
+        scores[name] = {
+            "auc": round(auc(on, off), 4),
+            "threshold_even_half": round(t_half, 4),
+            "heldout_odd_half": _rates([r["on"][name] for r in held], [r["off"][name] for r in held], t_half),
+            "threshold": round(t_all, 4),
+            "all": _rates(on, off, t_all),
+            "quantiles": {side: [round(float(v), 3) for v in np.quantile(vals, [0.05, 0.25, 0.5, 0.75, 0.95])]
+                          for side, vals in (("on", on), ("off", off))},
+            "grid": [{"threshold": round(float(t), 2), **_rates(on, off, t)} for t in np.arange(0.2, 0.71, 0.05)],
+        }
+    best = max(scores, key=lambda n: scores[n]["auc"])
+    return {"questions": len(rows), "rule": f"lowest {TOPIC_SCORE} at which at most "
+            f"{MAX_ON_TOPIC_WITHOUT_ARTICLE:.0%} of questions asked without their article count as on topic",
+            "score": TOPIC_SCORE, "best_auc": best, "threshold": scores[TOPIC_SCORE]["threshold"],
+            "scores": scores}
+
+
+
+def on_topic_markdown(report: dict) -> str:
+    """The separation table of the on-topic report, for training/results/on_topic.md."""
+    lines = [
+        "# The on-topic rule: are the retrieved passages about the question?", "",
+        f"{report['questions']} SQuAD dev questions, each searched as is (its article indexed: on topic) and "
+        "without its article (not about it); retrieval only. Rule: " + report["rule"] + ".", "",
+        f"Command: `{report['command']}`", "",
+        "| score | AUC | threshold (all) | on topic, with article | on topic, without article | "
+        "threshold (even half) | held-out odd half: with / without |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, s in report["scores"].items():
+        used = " (used)" if name == report["score"] else ""
+        held = s["heldout_odd_half"]
+        lines.append(f"| {name}{used} | {s['auc']:.3f} | {s['threshold']:.3f} | {s['all']['on_topic_with_article']:.1%}"
+                     f" | {s['all']['on_topic_without_article']:.1%} | {s['threshold_even_half']:.3f} | "
+                     f"{held['on_topic_with_article']:.1%} / {held['on_topic_without_article']:.1%} |")
+    lines += [
+        "", "AUC: the chance that a question asked with its article scores above one asked without it. The "
+        "thresholds are fitted on the even-numbered questions and checked on the odd ones, then refitted on all "
+        "(the shipped one). top_dense is the dense cosine of the best retrieved passage, -1 when BM25 alone "
+        "found it; the max_dense scores take the best cosine of the passages read or of all retrieved. BM25 "
+        "scores are not compared: their scale depends on the corpus (its size, its words), so a threshold "
+        "fitted on SQuAD would not carry over to other articles.", "",
+        "Caveat: a question asked without its article may still be about another SQuAD article of the same "
+        "subject, and counts as 'not about it' here: the rule separates the two settings, it does not say what "
+        "is truly about the question. The article is removed by dropping its rows from both searches (BM25's "
+        "term weights still count them).",
+    ]
+    grid = report["scores"][report["score"]]["grid"]
+    lines += ["", f"{report['score']}: share counted on topic at each threshold", "",
+              "| threshold | with article | without article |", "| --- | --- | --- |"]
+    lines += [f"| {g['threshold']:.2f} | {g['on_topic_with_article']:.1%} | {g['on_topic_without_article']:.1%} |"
+              for g in grid]
+    return "\n".join(lines) + "\n"
+
+
+def write_on_topic(target: Path, report: dict) -> Calibration:
+    """Set only the on-topic rule (and its provenance) in the calibration file ``target``; the rest is kept."""
+    data = json.loads(target.read_text(encoding="utf-8"))
+    calibration = Calibration.from_dict(data, str(target))
+    fitted = {**calibration.fitted, "on_topic": {
+        "by": "training/calibrate.py --on-topic-only", "date": datetime.date.today().isoformat(),
+        "rule": report["rule"], "questions": report["questions"], "report": report.get("out", "")}}
+    updated = replace(calibration, on_topic_min_dense=report["threshold"], fitted=fitted)
+    files.write_atomic(target, (_compact_lists(json.dumps(updated.to_dict(), indent=2)) + "\n").encode("utf-8"))
+    return updated
+
+
+def _compact_lists(text: str) -> str:
+    """Indented JSON with each list of numbers or names on one line, as the shipped calibration.json has them."""
+    return re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--paragraphs", type=Path, default=Path("../shared/eval/squad/paragraphs.jsonl"))
@@ -165,6 +348,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", action="store_true",
                    help=f"write the fit to {CALIBRATION_FILE} beside the reader (--reader, default: the shipped "
                         "one), where the answer stage reads it")
+    p.add_argument("--on-topic-only", action="store_true",
+                   help="fit only the on-topic rule (retrieval only, no reader); with --write, set only its field "
+                        f"in {CALIBRATION_FILE}")
+    p.add_argument("--on-topic-out", type=Path, default=Path("training/results/on_topic.json"),
+                   help="the on-topic report (and its table beside it as .md; default: %(default)s)")
     args = p.parse_args(argv)
 
     build_index(args.paragraphs, args.index, DEFAULT_CONFIG)
@@ -173,6 +361,18 @@ def main(argv: list[str] | None = None) -> int:
     qs = [json.loads(line) for line in args.questions_file.open(encoding="utf-8")]
     random.Random(args.seed).shuffle(qs)
     qs = qs[: args.questions]
+    on_topic = fit_on_topic(on_topic_rows(pipeline, qs, args.mode))
+    on_topic.update(command="python training/calibrate.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                    out=str(args.on_topic_out))
+    args.on_topic_out.write_text(json.dumps(on_topic, indent=2) + "\n", encoding="utf-8")
+    args.on_topic_out.with_suffix(".md").write_text(on_topic_markdown(on_topic), encoding="utf-8")
+    print(on_topic_markdown(on_topic))
+    if args.on_topic_only:
+        if args.write:
+            target = (args.reader or READER_DIR) / CALIBRATION_FILE
+            write_on_topic(target, on_topic)
+            print(f"Wrote on_topic_min_dense = {on_topic['threshold']} to {target}")
+        return 0
     if args.rows_cache and args.rows_cache.exists():
         rows = json.loads(args.rows_cache.read_text())  # every feature of every candidate: fit any subset
     else:
@@ -204,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
                                            for v in sorted({t[2] for t in tops})},
         "heldout_top1_correct_answerable": round(float(np.mean([t[1] for t in answerable])), 3),
         "threshold_grid": grid,
+        "on_topic": {k: v for k, v in on_topic.items() if k != "scores"},
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "threshold_grid"}, indent=2))
@@ -221,7 +422,7 @@ def fitted_calibration(report: dict, args: argparse.Namespace, model_dir: Path) 
     return Calibration(
         features=tuple(report["features"]), weights=tuple(report["calibration_weights"]),
         bias=report["calibration_bias"], abstain_threshold=report["abstain_threshold"],
-        reader_sha256=reader_sha256(model_dir),
+        reader_sha256=reader_sha256(model_dir), on_topic_min_dense=report["on_topic"]["threshold"],
         fitted={"by": "training/calibrate.py", "date": datetime.date.today().isoformat(),
                 "data": f"SQuAD dev open setting ({args.paragraphs} indexed), {report['questions']} questions of "
                         f"{args.questions_file} (seed {args.seed}), asked in {args.variants} ({args.mode} retrieval); "

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from qa.config import Config
 from qa.errors import QAError
 from qa.library import article_formats
+from qa.passages import sentence_around
 from qa.types import Answer, Document, Hit, Response, Source
 
 if TYPE_CHECKING:
@@ -50,6 +51,17 @@ def highlight(text: str, start: int, end: int) -> str:
     return f"{_e(text[:start])}<mark>{_e(text[start:end])}</mark>{_e(text[end:])}"
 
 
+def highlight_sentence(text: str, sentence: tuple[int, int], start: int, end: int) -> str:
+    """``text`` escaped, its ``sentence`` in <mark class="qa-sentence"> holding ``text[start:end]`` in <mark>:
+    how a low-confidence answer shows the sentence it was read in. Plain ``highlight`` when the sentence does
+    not hold the span."""
+    a, b = sentence
+    if not 0 <= a <= start < end <= b <= len(text):
+        return highlight(text, start, end)
+    return (f'{_e(text[:a])}<mark class="qa-sentence">{highlight(text[a:b], start - a, end - a)}</mark>'
+            f"{_e(text[b:])}")
+
+
 def _confidence_html(confidence: float) -> str:
     pct = max(0, min(100, round(100 * confidence)))
     words = confidence_words(confidence)
@@ -79,10 +91,15 @@ def _source_head(title: str, doc_id: str, page: int | None = None) -> str:
     )
 
 
-def _source_html(src: Source, documents: Mapping[str, Document]) -> str:
+def _source_html(src: Source, documents: Mapping[str, Document], *, sentence: bool = False) -> str:
+    """A source of an answer: its head, the passage with the span marked (and, with ``sentence``, the sentence
+    holding it), and the whole article collapsed."""
+    passage = (highlight_sentence(src.passage_text, sentence_around(src.passage_text, src.start, src.end),
+                                  src.start, src.end) if sentence
+               else highlight(src.passage_text, src.start, src.end))
     return (
         f'<div class="qa-source">{_source_head(src.title, src.doc_id, src.page)}'
-        f'<blockquote class="qa-passage">{highlight(src.passage_text, src.start, src.end)}</blockquote>'
+        f'<blockquote class="qa-passage">{passage}</blockquote>'
         f"{_article_html(documents.get(src.doc_id), src.doc_start, src.doc_end)}</div>"
     )
 
@@ -108,6 +125,43 @@ def _answer_card(i: int, ans: Answer, documents: Mapping[str, Document]) -> str:
         f"{_e(ans.text)}</p>{_confidence_html(ans.confidence)}{flag}"
         f'<p class="qa-muted">{n} source{"" if n == 1 else "s"}</p>{sources}</article>'
     )
+
+
+def _weak_card(ans: Answer, documents: Mapping[str, Document]) -> str:
+    """The best candidate of an abstention on topic, shown as what it is: labelled, muted, its sentence marked."""
+    n = len(ans.sources)
+    sources = "".join(_source_html(s, documents, sentence=True) for s in ans.sources)
+    return (
+        f'<article class="qa-weak"><p class="qa-weak-label">Low-confidence answer</p>'
+        f'<p class="qa-answer-text">{_e(ans.text)}</p>{_confidence_html(ans.confidence)}'
+        f'<p class="qa-muted">Not confident enough to count as an answer: check it in its source'
+        f'{"" if n == 1 else "s"}.</p>{sources}</article>'
+    )
+
+
+def _abstain_html(res: Response, documents: Mapping[str, Document]) -> str:
+    """An abstention: on topic with a candidate, that candidate as a labelled low-confidence answer above a short
+    note; on topic without one, "The articles do not answer this."; otherwise "Nothing in the articles is about
+    this.". The other candidates stay collapsed; the closest passages follow."""
+    hits = "".join(_hit_html(h, documents) for h in res.passages) or "<p>No passages were found.</p>"
+    others, weak = res.suggestions, ""
+    if res.on_topic and res.suggestions:
+        weak, others = _weak_card(res.suggestions[0], documents), res.suggestions[1:]
+        head, note = ("The articles may not answer this.",
+                      "No passage gives a confident answer; above is the best candidate. The closest passages "
+                      "are below.")
+    elif res.on_topic:
+        head, note = ("The articles do not answer this.",
+                      "No passage gives a confident answer. The closest passages are below.")
+    else:
+        head, note = ("Nothing in the articles is about this.",
+                      "The closest passages are below; none is close to the question.")
+    maybe = ""
+    if others:
+        label = "Other low-confidence candidates" if weak else "Low-confidence candidates"
+        cards = "".join(_answer_card(i, a, documents) for i, a in enumerate(others, start=1 if weak else 0))
+        maybe = f'<details class="qa-suggestions"><summary>{label} ({len(others)})</summary>{cards}</details>'
+    return f'{weak}<section class="qa-abstain"><h3>{_e(head)}</h3><p>{_e(note)}</p>{maybe}{hits}</section>'
 
 
 def _conflict_html(res: Response, documents: Mapping[str, Document]) -> str:
@@ -140,23 +194,13 @@ def _timing(res: Response) -> str:
 
 
 def render_response(res: Response, documents: Mapping[str, Document]) -> str:
-    """The answer area: answer cards, or the abstention state with the closest passages."""
+    """The answer area: answer cards, or the abstention state (qa.ui.render._abstain_html)."""
     meta = f"&ldquo;{_e(res.question)}&rdquo; &middot; answered in {_e(_timing(res))}"
     out = [f'<div class="qa-results"><p class="qa-meta">{meta}</p>']
     if res.notice:
         out.append(f'<p class="qa-notice">{_e(res.notice)}</p>')
     if res.abstained or not res.answers:
-        hits = "".join(_hit_html(h, documents) for h in res.passages)
-        maybe = ""
-        if res.suggestions:
-            cards = "".join(_answer_card(i, a, documents) for i, a in enumerate(res.suggestions))
-            maybe = ('<details class="qa-suggestions"><summary>Low-confidence candidates '
-                     f"({len(res.suggestions)})</summary>{cards}</details>")
-        out.append(
-            '<section class="qa-abstain"><h3>The articles do not answer this.</h3>'
-            "<p>No passage gives a confident answer. The closest passages are below.</p>"
-            f'{maybe}{hits or "<p>No passages were found.</p>"}</section>'
-        )
+        out.append(_abstain_html(res, documents))
     else:
         if res.conflict:
             out.append(_conflict_html(res, documents))

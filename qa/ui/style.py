@@ -28,6 +28,13 @@ mark { background: #fde68a; color: #111; padding: 0 .1em; border-radius: 2px; }
   margin: 0 0 .9rem; background: var(--background-fill-primary); max-width: 100%;
 }
 .qa-abstain { border-left: 5px solid #6b7280; }
+.qa-weak { border: 1px dashed var(--border-color-primary); border-left: 5px solid #9ca3af; border-radius: 10px;
+  padding: .9rem 1rem; margin: 0 0 .9rem; background: var(--background-fill-primary); max-width: 100%; }
+.qa-weak-label { font-size: .8rem; font-weight: 600; letter-spacing: .04em; text-transform: uppercase;
+  color: var(--body-text-color-subdued); margin: 0 0 .2rem; }
+.qa-weak .qa-answer-text { font-size: 1.25rem; font-weight: 600; }
+mark.qa-sentence { background: #fef3c7; }
+mark.qa-sentence mark { background: #fde68a; font-weight: 600; }
 .qa-conflict { border-left: 5px solid #dc2626; }
 .qa-answer-text { font-size: 1.45rem; font-weight: 700; overflow-wrap: anywhere; margin: 0 0 .3rem; }
 .qa-rank { color: var(--body-text-color-subdued); font-size: .9rem; font-weight: 400; margin-right: .3rem; }
@@ -57,7 +64,8 @@ th, td { border-bottom: 1px solid var(--border-color-primary); padding: .25rem .
 td.qa-num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .qa-stats { display: flex; flex-wrap: wrap; gap: .4rem 1.2rem; margin: .3rem 0 .6rem; }
 .qa-stats b { font-size: 1.1rem; }
-@media (max-width: 600px) { .qa-answer-text { font-size: 1.2rem; } .qa-bar { width: 6rem; } }
+@media (max-width: 600px) { .qa-answer-text, .qa-weak .qa-answer-text { font-size: 1.2rem; }
+  .qa-bar { width: 6rem; } }
 """
 
 
