@@ -1,8 +1,9 @@
 """The answer stage: short spans from the reader, calibrated confidence, grouping, abstention, conflicts.
 
 Confidence is a logistic model over a few features of each candidate span (the reader's span-vs-no-answer
-margin, its span probability, the passage's dense similarity and fused rank, and the dense similarity of
-the sentence holding the span to the question). Its weights are fitted on SQuAD dev questions in the open
+margin, its span probability, the passage's dense similarity and fused rank, the dense similarity of the
+sentence holding the span to the question, and whether the span has the shape the question asks for:
+qa.answer_types). Its weights are fitted on SQuAD dev questions in the open
 setting plus their unanswerable variants (training/calibrate.py) and shipped beside the reader
 (qa.calibration), so that "0.8" means right about 80% of the time. Below the calibration's abstention
 threshold (which Config.abstain_threshold may override) we abstain.
@@ -14,6 +15,7 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 
+from qa.answer_types import TYPE_FEATURES, list_around, quantities_disagree, question_shape, type_features
 from qa.calibration import Calibration, calibration_for, sigmoid
 from qa.config import Config
 from qa.embed import Encoder
@@ -24,15 +26,8 @@ from qa.passages import split_sentences
 from qa.reader import Reader, Span
 from qa.types import Answer, Hit, Source
 
-FEATURES = ("margin", "log_prob", "dense", "log_rank", "sentence_dense", "log_support")
+FEATURES = ("margin", "log_prob", "dense", "log_rank", "sentence_dense", "log_support", *TYPE_FEATURES)
 
-_NUMBER_WORDS = {
-    w: i for i, w in enumerate(
-        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-         "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
-    )
-}
-_NUMBER = re.compile(r"\d[\d,.]*")
 _SPACED_DASH = re.compile(r"\s[-\u2013\u2014]\s")
 _RANGE_END, _RANGE_START = re.compile(r"\d\S{0,3}$"), re.compile(r"[£$€]?\d")  # "£25,000 - £28,000", "5bn - 6bn"
 
@@ -57,6 +52,7 @@ class Candidate:
     hit: Hit
     span: Span
     features: dict[str, float]
+    from_list: bool = False  # the whole list around a span the reader proposed (qa.answer_types.list_around)
 
 
 def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder, config: Config,
@@ -71,13 +67,27 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
     """
     readings = reader.read(question, [h.passage.text for h in hits], top_n=config.reader_spans_per_passage,
                            max_answer_tokens=config.max_answer_tokens)
+    shape = question_shape(question)
     found: list[tuple[int, Hit, Span, float, tuple[int, int]]] = []
+    grown: set[int] = set()  # indexes into found of whole lists
     for rank, (hit, reading) in enumerate(zip(hits, readings, strict=True), start=1):
-        sentences = split_sentences(hit.passage.text)
+        text = hit.passage.text
+        sentences = split_sentences(text)
+        seen: set[tuple[int, int]] = set()
         for span in reading.spans:
             span = trim_appositive(span)
             sentence = next(((a, b) for a, b in sentences if a <= span.start < b), (span.start, span.end))
-            found.append((rank, hit, span, reading.null_score, sentence))
+            spans = [span]
+            wants_list = shape.wants_list and config.list_answers
+            whole = list_around(text, span.start, span.end, sentence) if wants_list else None
+            if whole is not None:  # the whole list too, with the reader's scores of the item it holds
+                spans.append(replace(span, start=whole[0], end=whole[1], text=text[whole[0]:whole[1]]))
+            for n, s in enumerate(spans):
+                if (s.start, s.end) not in seen:
+                    seen.add((s.start, s.end))
+                    if n:
+                        grown.add(len(found))
+                    found.append((rank, hit, s, reading.null_score, sentence))
     if not found:
         return []
     # Answer aggregation: an answer the reader proposes in several passages is more likely right.
@@ -92,8 +102,9 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
             "log_rank": math.log(rank),
             "sentence_dense": -1.0,  # filled in below
             "log_support": math.log(len(passages_of[answer_key(span.text)])),
+            **type_features(shape, span.text, hit.passage.text[a:b]),
         }
-        for rank, hit, span, null_score, _ in found
+        for rank, hit, span, null_score, (a, b) in found
     ]
     needed = range(len(found)) if complete else _sentences_needed(found, features, config)
     texts = sorted({found[i][1].passage.text[a:b] for i in needed for a, b in [found[i][4]]})
@@ -106,7 +117,8 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
     for i in needed:
         hit, (a, b) = found[i][1], found[i][4]
         features[i]["sentence_dense"] = similarity[hit.passage.text[a:b]]
-    return [Candidate(hit, span, feats) for (_, hit, span, _, _), feats in zip(found, features, strict=True)]
+    return [Candidate(hit, span, feats, i in grown)
+            for i, ((_, hit, span, _, _), feats) in enumerate(zip(found, features, strict=True))]
 
 
 def _sentences_needed(found: list[tuple[int, Hit, Span, float, tuple[int, int]]], features: list[dict[str, float]],
@@ -123,13 +135,13 @@ def _sentences_needed(found: list[tuple[int, Hit, Span, float, tuple[int, int]]]
     """
     calibration = answer_calibration(config)
     weights = calibration.weights_by_name()
-    bound = abs(weights["sentence_dense"]) * (1.0 + 1e-3)  # |cosine| <= 1, with room for rounding
+    bound = abs(weights.get("sentence_dense", 0.0)) * (1.0 + 1e-3)  # |cosine| <= 1, with room for rounding
     keys = [answer_key(span.text) for _, _, span, _, _ in found]
     places = [(hit.passage.doc_id, hit.passage.start + span.start, hit.passage.start + span.end)
               for _, hit, span, _, _ in found]
     may_show = set()
     for i, feats in enumerate(features):
-        z = calibration.bias + sum(weights[n] * feats[n] for n in FEATURES if n != "sentence_dense")
+        z = calibration.bias + sum(w * feats[n] for n, w in weights.items() if n != "sentence_dense")
         if sigmoid(z + bound) >= config.suggestion_min_confidence:
             may_show.add(i)
     shown_keys = {keys[i] for i in may_show}
@@ -145,11 +157,16 @@ def _sentences_needed(found: list[tuple[int, Hit, Span, float, tuple[int, int]]]
 
 
 def answer_calibration(config: Config) -> Calibration:
-    """The shipped calibration with ``config``'s overrides, checked to weigh exactly the features computed here."""
+    """The shipped calibration with ``config``'s overrides, checked to weigh only features computed here.
+
+    It may weigh a subset: the answer-type features are computed for every candidate but the shipped fit does
+    not weigh them (bench/results/answer_ablation.md says why).
+    """
     calibration = calibration_for(config)
-    if sorted(calibration.features) != sorted(FEATURES):
+    unknown = sorted(set(calibration.features) - set(FEATURES))
+    if unknown:
         raise ModelLoadError(
-            f"The answer calibration weighs features {calibration.features}, the answer stage computes {FEATURES}: "
+            f"The answer calibration weighs features {unknown} that the answer stage does not compute ({FEATURES}): "
             "refit it with `python training/calibrate.py --write`."
         )
     return calibration
@@ -168,21 +185,6 @@ def answer_key(text: str) -> str:
     """Grouping key for equal answers ("18-day" ~ "18 days", "Hezbollah" = "Hizbollah")."""
     text = re.sub(r"(?<=\d),(?=\d{3})", "", text.replace("-", " "))
     return " ".join(_fold_spelling(t) for t in normalize_answer(text).split())
-
-
-def numeric_values(text: str) -> set[float]:
-    """Numbers stated in an answer (digits or number words), for telling disagreeing answers apart."""
-    values = set()
-    for m in _NUMBER.finditer(text):
-        digits = m.group().replace(",", "").rstrip(".")
-        try:
-            values.add(float(digits))
-        except ValueError:
-            continue
-    for word in normalize_answer(text).split():
-        if word in _NUMBER_WORDS:
-            values.add(float(_NUMBER_WORDS[word]))
-    return values
 
 
 @dataclass(eq=False)  # groups compare by identity
@@ -269,8 +271,8 @@ def answer_from_hits(
 
 
 def _disagree(a: _Group, b: _Group) -> bool:
-    """Answers from different articles that state different quantities."""
-    va, vb = numeric_values(a.text), numeric_values(b.text)
+    """Answers from different articles that state different quantities ("18 days" vs "three weeks", 80,000 vs
+    94,000): durations are compared in days, counts as numbers (qa.answer_types)."""
     docs_a = {s.doc_id for s in a.sources}
     docs_b = {s.doc_id for s in b.sources}
-    return bool(va and vb and not (va & vb) and not (docs_a & docs_b))
+    return not (docs_a & docs_b) and quantities_disagree(a.text, b.text)

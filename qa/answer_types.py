@@ -222,6 +222,34 @@ def type_features(shape: QuestionShape, span: str, sentence: str = "") -> dict[s
     }
 
 
+# A list of names in running text: "Saudi Arabia, Qatar and Turkey", "Iran and Russia", "Russia, Iran and
+# Hezbollah". An item is one to four capitalised words (joined by "of"/"the"/"al-" as in "Friends of Syria");
+# items are separated by commas and the last one follows "and"/"or" (an Oxford comma allowed).
+_NAME = r"[A-Z][\w'\u2019-]*(?:\s+(?:(?:of|the|de|al)\s+)?[A-Z][\w'\u2019-]*){0,3}"
+_NAME_LIST = re.compile(rf"{_NAME}(?:\s*,\s*{_NAME})*\s*,?\s+(?:and|or)\s+{_NAME}")
+_LEADING_FUNCTION_WORD = re.compile(r"(?:The|A|An|In|On|At|By|From|With|For|To|And|But|Both|Either)\s+")
+
+
+def list_around(text: str, start: int, end: int, sentence: tuple[int, int]) -> tuple[int, int] | None:
+    """The whole list of names that ``text[start:end]`` is part of, within its sentence; None when it is not.
+
+    Why: a reader trained on SQuAD often returns one item of a list ("Saudi Arabia") for a question that
+    asks for all of them ("Who backed the rebels?"). The answer stage offers the whole list as a further
+    candidate; whether a list or an item is shown is the confidence model's call (``list_match`` is one of its
+    features, fitted on SQuAD). Only lists of capitalised names are recognised: lists of common nouns are
+    rarely what a "who"/"which" question wants, and their item boundaries are much less clear.
+    """
+    a, b = sentence
+    for m in _NAME_LIST.finditer(text, a, b):
+        lo, hi = m.start(), m.end()
+        lead = _LEADING_FUNCTION_WORD.match(text, lo)  # "The rebels' backers, ..." is not an item "The ..."
+        if lead and lead.end() < hi:
+            lo = lead.end()
+        if lo <= start and end <= hi and (start, end) != (lo, hi) and text[start:end].strip()[:1].isupper():
+            return lo, hi
+    return None
+
+
 def quantities_disagree(a: str, b: str) -> bool:
     """Two answers state different quantities of the same kind (durations in days, else plain numbers)."""
     da, db = durations_in_days(a), durations_in_days(b)

@@ -152,12 +152,14 @@ def calibration_for(config: Config, path: Path = CALIBRATION_PATH) -> Calibratio
     """The shipped calibration with the overrides ``config`` sets (its calibration fields that are not None)."""
     calibration = load_calibration(path)
     overrides = {
+        "features": config.calibration_features,
         "weights": config.calibration_weights,
         "bias": config.calibration_bias,
         "abstain_threshold": config.abstain_threshold,
     }
     overrides = {name: value for name, value in overrides.items() if value is not None}
-    if "weights" in overrides:
-        overrides["weights"] = tuple(overrides["weights"])
+    for name in ("features", "weights"):
+        if name in overrides:
+            overrides[name] = tuple(overrides[name])
     return replace(calibration, **overrides) if overrides else calibration
 

@@ -61,12 +61,17 @@ class Config:
     reader_passages: int = setting(6, "passages read per question", ANSWER_COMMANDS)  # fused passages read
     reader_passages_per_doc: int = 2  # at most this many from one article, so several sources are read
     reader_spans_per_passage: int = 5
+    # Also offer the whole list of names around a reader span (qa.answer_types.list_around). Off: fitted on SQuAD,
+    # whose answers are rarely lists (7.8% of such candidates right), the confidence model weighs list shape
+    # against them, so the lists never win; bench/results/answer_ablation.md.
+    list_answers: bool = False
     max_answer_tokens: int = 12  # tuned on 1,000 SQuAD dev questions: 30 -> 12 tokens, EM 60.5 -> 62.0
     # Overrides of the shipped answer calibration (qa/models/reader/calibration.json, written by
-    # training/calibrate.py --write; None = use the file). Weights are in the file's feature order
-    # (qa.answer.FEATURES); the file records its fit and training/calibration.json its reliability table.
-    # The shipped threshold answers <= 2% of calibration questions whose article is absent (1.2%) and <= 10%
-    # of those asked of their article's non-answering passages (9.7%); it abstains on 34% of answerable ones.
+    # training/calibrate.py --write; None = use the file). Weights are in the order of the file's features (or of
+    # calibration_features when set); the file records its fit and training/calibration.json its reliability
+    # table. The shipped threshold answers <= 2% of calibration questions whose article is absent (1.2%) and
+    # <= 10% of those asked of their article's non-answering passages (9.7%); it abstains on 34% of answerable ones.
+    calibration_features: tuple[str, ...] | None = None  # the features the override weights weigh (ablations)
     calibration_weights: tuple[float, ...] | None = None
     calibration_bias: float | None = None
     abstain_threshold: float | None = setting(None, "abstain below this confidence (default: the shipped "

@@ -1,10 +1,10 @@
-"""The answer stage's lexical helpers: the keys that group equal answers, and the numbers conflicts compare."""
+"""The answer stage's lexical helpers: the keys that group equal answers, appositive trimming."""
 
 from __future__ import annotations
 
 import math
 
-from qa.answer import answer_key, numeric_values, trim_appositive
+from qa.answer import answer_key, trim_appositive
 from qa.reader import Span
 
 
@@ -13,12 +13,6 @@ def test_answer_keys_group_spelling_variants_and_number_forms():
     assert answer_key("18-day") == answer_key("18 days")
     assert answer_key("94,000") == answer_key("94000")
     assert answer_key("Aleppo") != answer_key("Qusayr")
-
-
-def test_numbers_are_read_from_digits_and_words():
-    assert numeric_values("94,000 people") == {94000.0}
-    assert numeric_values("three weeks") == {3.0}
-    assert numeric_values("the rebels") == set()
 
 
 def test_a_span_is_cut_at_a_spaced_dash_but_a_number_range_is_kept():
@@ -56,3 +50,22 @@ def test_sentences_needed_are_those_that_can_reach_the_page():
         (found("c", 32, 38, 6), features(-10.0, 6)),  # "Lebanon", weak and alone: never seen
     ]
     assert _sentences_needed([r[0] for r in rows], [r[1] for r in rows], DEFAULT_CONFIG) == [0, 1, 2]
+
+
+def _group(text: str, doc: str):
+    from qa.answer import _Group
+    from qa.types import Source
+
+    return _Group(text, 0.5, {}, [Source(doc, doc, f"{doc}#0", text, 0, len(text), 0, len(text))])
+
+
+def test_sources_disagree_on_durations_in_words_and_on_counts_but_not_across_kinds():
+    from qa.answer import _disagree
+
+    # seeds/004 "an 18-day battle" vs seeds/002 "three weeks of bitter fighting": 18 vs 21 days
+    assert _disagree(_group("18-day", "004.txt"), _group("three weeks", "002.txt"))
+    assert not _disagree(_group("18-day", "004.txt"), _group("18 days", "002.txt"))
+    assert _disagree(_group("80,000", "002.txt"), _group("94,000", "004.txt"))
+    assert not _disagree(_group("80,000", "002.txt"), _group("94,000", "002.txt"))  # one article: no conflict
+    assert not _disagree(_group("three weeks", "002.txt"), _group("80,000", "004.txt"))
+    assert not _disagree(_group("Aleppo", "002.txt"), _group("Homs", "004.txt"))  # names are not quantities

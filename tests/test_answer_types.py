@@ -4,6 +4,7 @@ import pytest
 
 from qa.answer_types import (
     durations_in_days,
+    list_around,
     list_items,
     numbers_in,
     quantities_disagree,
@@ -76,3 +77,24 @@ def test_type_features_tell_the_right_shape_from_the_wrong_one():
     assert type_features(who, "because the rebels")["type_mismatch"] == 1.0
     when = question_shape("When did Qusayr fall?")
     assert type_features(when, "June 5, 2013")["type_match"] == 1.0
+
+
+def _list_of(text: str, item: str) -> str | None:
+    start = text.index(item)
+    found = list_around(text, start, start + len(item), (0, len(text)))
+    return text[found[0]:found[1]] if found else None
+
+
+def test_an_item_of_a_list_of_names_grows_to_the_whole_list():
+    backers = ("Saudi Arabia, Qatar and Turkey - Sunni powers - have been major supporter of the rebels, "
+               "providing them with arms and cash.")  # seeds/004
+    assert _list_of(backers, "Saudi Arabia") == "Saudi Arabia, Qatar and Turkey"
+    assert _list_of(backers, "Qatar") == "Saudi Arabia, Qatar and Turkey"
+    assert _list_of(backers, "Saudi Arabia, Qatar and Turkey") is None  # already whole
+    rockets = "Bashar's troops are getting a lot of arms from Iran and Russia, especially long-range rockets."
+    assert _list_of(rockets, "Iran") == "Iran and Russia"
+    allies = "The regime is backed by Russia, Iran and the Lebanese Hezbollah."
+    assert _list_of(allies, "Russia") is None  # "the Lebanese Hezbollah" is not a name item: no list
+    assert _list_of("The Friends of Syria, Turkey and Qatar met.", "Turkey") == "Friends of Syria, Turkey and Qatar"
+    assert _list_of("Rebels withdrew from Qusayr on Tuesday.", "Qusayr") is None
+    assert _list_of(backers, "arms") is None  # a lower-case span is no list item
