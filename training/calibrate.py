@@ -40,6 +40,7 @@ import numpy as np
 
 from qa import files
 from qa.answer import FEATURES
+from qa.answer_types import TYPE_FEATURES
 from qa.calibration import CALIBRATION_FILE, Calibration, reader_sha256, topic_score
 from qa.config import DEFAULT_CONFIG
 from qa.index.build import build_index
@@ -49,6 +50,9 @@ from qa.reader import READER_DIR, load_reader
 from qa.search import DEFAULT_MODE, MODES
 from qa.types import Hit
 
+# The features the shipped fit weighs: qa.answer.FEATURES but the answer-type ones, which fitted on SQuAD bought
+# nothing there and cost a must-abstain seeds question (bench/results/answer_ablation.md).
+SHIPPED_FEATURES = tuple(f for f in FEATURES if f not in TYPE_FEATURES)
 VARIANTS = ("open", "other_articles", "same_article")
 
 
@@ -73,7 +77,7 @@ def collect(pipeline: Pipeline, questions: list[dict], variant: str, mode: str =
             label = float(best_f1(cand.span.text, q["answers"]) >= 0.5) if variant == "open" else 0.0
             rows.append({"q": qi, "variant": variant, "unanswerable": variant != "open",
                          "features": cand.features, "y": label,
-                         "text": cand.span.text})
+                         "text": cand.span.text, "from_list": cand.from_list})
     return rows
 
 
@@ -91,9 +95,41 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 50
     return w
 
 
-def fit_confidence(rows: list[dict]) -> np.ndarray:
+def fit_conditional_logit(rows: list[dict], l2: float = 1e-2, iters: int = 100) -> np.ndarray:
+    """Ranking weights [0, *weights] from a conditional logit: softmax over each answerable question's candidates.
+
+    The per-candidate logistic fit learns "is this span right" across all questions; this one learns only
+    "which of this question's spans is right", the choice the answer stage makes (an ablation: --ranking question).
+    """
+    groups: dict[int, list[dict]] = {}
+    for r in rows:
+        if r.get("variant", "open") == "open":
+            groups.setdefault(r["q"], []).append(r)
+    data = [(np.array([g["x"] for g in grp]), np.array([g["y"] for g in grp]))
+            for grp in groups.values() if any(g["y"] for g in grp)]
+    w = np.zeros(len(rows[0]["x"]))
+    for _ in range(iters):
+        grad, hess = l2 * w, l2 * np.eye(len(w))
+        for x, y in data:
+            z = x @ w
+            p = np.exp(z - z.max())
+            p /= p.sum()
+            grad = grad + x.T @ (p - y / y.sum())
+            mean = x.T @ p
+            hess = hess + (x * p[:, None]).T @ x - np.outer(mean, mean)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return np.r_[0.0, w]
+
+
+def fit_confidence(rows: list[dict], ranking: str = "candidate") -> np.ndarray:
     """Candidate ranking weights with Platt scaling of the top candidate folded in: [bias, *weights]."""
-    w = fit_logistic(np.array([[1.0, *r["x"]] for r in rows]), np.array([r["y"] for r in rows]))
+    if ranking == "question":
+        w = fit_conditional_logit(rows)
+    else:
+        w = fit_logistic(np.array([[1.0, *r["x"]] for r in rows]), np.array([r["y"] for r in rows]))
     best: dict[tuple[int, bool], tuple[float, float]] = {}
     for r in rows:
         z = float(w[0] + np.dot(w[1:], r["x"]))
@@ -342,8 +378,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows-cache", type=Path, default=None, help="reuse/save the collected candidate rows here")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"settings to ask in: {', '.join(VARIANTS)}")
     p.add_argument("--reader", type=Path, default=None, help="reader model directory (default: the shipped one)")
-    p.add_argument("--features", default=",".join(FEATURES),
-                   help="features to fit (default: qa.answer.FEATURES; others: from the rows cache, to compare)")
+    p.add_argument("--features", default=",".join(SHIPPED_FEATURES),
+                   help="features to fit (default: %(default)s; any of qa.answer.FEATURES, from the rows cache, to "
+                        "compare)")
+    p.add_argument("--ranking", choices=("candidate", "question"), default="candidate",
+                   help="rank candidates by a per-candidate logistic fit (shipped) or a per-question conditional "
+                        "logit (an ablation, bench/results/answer_ablation.md)")
+    p.add_argument("--list-answers", action="store_true",
+                   help="collect with the whole-list candidates on (Config.list_answers; for the ablation)")
+    p.add_argument("--no-lists", action="store_true",
+                   help="fit without the whole-list candidates (an ablation; needs rows collected with them)")
     p.add_argument("--mode", default=DEFAULT_MODE, choices=MODES, help="retrieval mode (default: %(default)s)")
     p.add_argument("--write", action="store_true",
                    help=f"write the fit to {CALIBRATION_FILE} beside the reader (--reader, default: the shipped "
@@ -355,9 +399,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="the on-topic report (and its table beside it as .md; default: %(default)s)")
     args = p.parse_args(argv)
 
-    build_index(args.paragraphs, args.index, DEFAULT_CONFIG)
+    config = DEFAULT_CONFIG.with_overrides(list_answers=True) if args.list_answers else DEFAULT_CONFIG
+    build_index(args.paragraphs, args.index, config)
     reader = load_reader(args.reader) if args.reader else None
-    pipeline = Pipeline.load(args.index, DEFAULT_CONFIG, reader=reader)
+    pipeline = Pipeline.load(args.index, config, reader=reader)
     qs = [json.loads(line) for line in args.questions_file.open(encoding="utf-8")]
     random.Random(args.seed).shuffle(qs)
     qs = qs[: args.questions]
@@ -379,17 +424,19 @@ def main(argv: list[str] | None = None) -> int:
         rows = [row for variant in args.variants.split(",") for row in collect(pipeline, qs, variant, args.mode)]
         if args.rows_cache:
             args.rows_cache.write_text(json.dumps(rows))
+    if args.no_lists:  # ablation: the answer stage without whole-list candidates
+        rows = [r for r in rows if not r.get("from_list")]
     features = args.features.split(",")
     for r in rows:
         r["x"] = [r["features"][n] for n in features]
     fit_q = {i for i in range(len(qs)) if i % 2 == 0}
     train = [r for r in rows if r["q"] in fit_q]
     held = [r for r in rows if r["q"] not in fit_q]
-    w = fit_confidence(train)
+    w = fit_confidence(train, args.ranking)
     tops = top_answers(held, w)
     threshold, grid = choose_threshold(tops)
     # Final weights: refit on all questions (the held-out half has done its job of checking calibration).
-    w_all = fit_confidence(rows)
+    w_all = fit_confidence(rows, args.ranking)
     answerable = [t for t in tops if t[2] == "open"]
     report = {
         "questions": len(qs),
@@ -411,8 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         model_dir = args.reader or READER_DIR
         target = model_dir / CALIBRATION_FILE
-        target.write_text(json.dumps(fitted_calibration(report, args, model_dir).to_dict(), indent=2) + "\n",
-                          encoding="utf-8")
+        text = _compact_lists(json.dumps(fitted_calibration(report, args, model_dir).to_dict(), indent=2))
+        files.write_atomic(target, (text + "\n").encode("utf-8"))
         print(f"Wrote {target}")
     return 0
 
@@ -426,8 +473,11 @@ def fitted_calibration(report: dict, args: argparse.Namespace, model_dir: Path) 
         fitted={"by": "training/calibrate.py", "date": datetime.date.today().isoformat(),
                 "data": f"SQuAD dev open setting ({args.paragraphs} indexed), {report['questions']} questions of "
                         f"{args.questions_file} (seed {args.seed}), asked in {args.variants} ({args.mode} retrieval); "
-                        f"{report['candidates']} candidate spans",
-                "report": str(args.out)},
+                        f"{report['candidates']} candidate spans"
+                        + ("; whole-list candidates dropped (--no-lists)" if args.no_lists else ""),
+                "command": report["on_topic"].get("command", ""),
+                "report": str(args.out),
+                "on_topic": {"rule": report["on_topic"].get("rule", ""), "report": str(args.on_topic_out)}},
     )
 
 
