@@ -81,7 +81,8 @@ def main() -> None:
     finish_machine_info(info, started)
     md = "\n".join([
         "# Answer-stage ablation", "",
-        f"Command: `python bench/answer_ablation.py --rows {args.rows} --limit {args.limit}`", "",
+        f"Command: `python bench/answer_ablation.py --rows {args.rows} --seeds-index {args.seeds_index} "
+        f"--squad-index {args.squad_index} --limit {args.limit}`", "",
         machine_md(info), "", f"SQuAD open: {args.limit} dev questions evenly spread, all 2,067 paragraphs indexed.",
         "", *lines, ""])
     write_results(RESULTS, "answer_ablation", {"machine": info, "rows": results}, md)
