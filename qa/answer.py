@@ -22,7 +22,7 @@ from qa.embed import Encoder
 from qa.errors import ModelLoadError
 from qa.index.lexical import skeleton
 from qa.metrics import normalize_answer
-from qa.passages import split_sentences
+from qa.passages import passage_sentences
 from qa.reader import Reader, Span
 from qa.types import Answer, Hit, Source
 
@@ -72,7 +72,7 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
     grown: set[int] = set()  # indexes into found of whole lists
     for rank, (hit, reading) in enumerate(zip(hits, readings, strict=True), start=1):
         text = hit.passage.text
-        sentences = split_sentences(text)
+        sentences = passage_sentences(text)
         seen: set[tuple[int, int]] = set()
         for span in reading.spans:
             span = trim_appositive(span)

@@ -144,6 +144,26 @@ def test_query_encoder_matches_sentence_transformers_on_real_text(query_encoder,
     assert query_encoder.encode_queries([]).shape == (0, 384)
 
 
+def test_query_encoder_reuses_recent_vectors_exactly(query_encoder, monkeypatch):
+    """A text embedded again comes from the recent-vectors memory, equal to a fresh embedding of it, in any
+    mix with new texts; the memory keeps at most RECENT_TEXTS texts, dropping the least recently used."""
+    from qa.embed import onnx as onnx_encoder
+
+    texts = _seed_texts()[:12]
+    query_encoder._recent.clear()  # the module's other tests embedded these texts already
+    fresh = query_encoder._encode(texts, 1, False)
+    query_encoder.encode_queries(texts[:6])
+    runs = []
+    real_encode = query_encoder._encode
+    monkeypatch.setattr(query_encoder, "_encode", lambda items, *a: runs.append(list(items)) or real_encode(items, *a))
+    mixed = query_encoder.encode_queries(texts[::-1])
+    assert runs == [texts[6:][::-1]]  # only the six it had not seen
+    np.testing.assert_array_equal(mixed, fresh[::-1])
+    monkeypatch.setattr(onnx_encoder, "RECENT_TEXTS", 4)
+    query_encoder.encode_queries(["a first new text", *texts[:3]])
+    assert list(query_encoder._recent) == [*texts[:3], "a first new text"]  # hits first, then the new one
+
+
 def test_query_encoder_is_loaded_once_per_file_content(query_encoder):
     export = embed.export_query_encoder(MODEL_NAME)
     again = embed.load_query_encoder(export.model, export.tokenizer, export.spec, sha256_file(export.model),

@@ -29,7 +29,7 @@ def sha256(path: Path) -> str:
 def export(checkpoint: Path, out: Path, max_len: int, quantize: bool = True) -> dict:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    model = build_model(checkpoint).eval()
+    model = build_model(checkpoint, attn_implementation="eager").eval()
     out.mkdir(parents=True, exist_ok=True)
     dummy = (
         torch.ones((2, 24), dtype=torch.long),

@@ -6,16 +6,22 @@
 # the 78,161 exact-offset SQuAD train questions; the last 2,000 (76,161..78,160) are held out for design choices.
 #   1: 38,000..57,999 (epoch 1 continues the shipped reader, which saw 0..37,999)
 #   2: 58,000..76,160 (completes epoch 1)
-#   3: 0..38,079, 4: 38,080..76,160 (epoch 2, other windows: --epoch-seed 1)
+#   3: 0..19,039, 4: 19,040..38,079, 5: 38,080..57,119, 6: 57,120..76,160 (epoch 2, other windows:
+#      --epoch-seed 1; half an epoch was ~3.3 h alone on 2 cores, so epoch 2 is four segments, at a lower peak
+#      learning rate 5e-5: each segment warms up and decays on its own, so the peak falls from epoch to epoch)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
-common=(--lr 8e-5 --max-len 256 --neg-fraction 0.5 --hard-negative-fraction 0.6)
+common=(--max-len 256 --neg-fraction 0.5 --hard-negative-fraction 0.6)
+epoch1=(--lr 8e-5)
+epoch2=(--lr 5e-5 --epoch-seed 1)
 case "${1:?segment number}" in
-  1) init=qa/models/reader/reader.safetensors; range=(--offset 38000 --questions 20000) ;;
-  2) init=training/segments/v3-seg1.safetensors; range=(--offset 58000 --questions 18161) ;;
-  3) init=training/segments/v3-seg2.safetensors; range=(--offset 0 --questions 38080 --epoch-seed 1) ;;
-  4) init=training/segments/v3-seg3.safetensors; range=(--offset 38080 --questions 38081 --epoch-seed 1) ;;
+  1) init=qa/models/reader/reader.safetensors; range=(--offset 38000 --questions 20000 "${epoch1[@]}") ;;
+  2) init=training/segments/v3-seg1.safetensors; range=(--offset 58000 --questions 18161 "${epoch1[@]}") ;;
+  3) init=training/segments/v3-seg2.safetensors; range=(--offset 0 --questions 19040 "${epoch2[@]}") ;;
+  4) init=training/segments/v3-seg3.safetensors; range=(--offset 19040 --questions 19040 "${epoch2[@]}") ;;
+  5) init=training/segments/v3-seg4.safetensors; range=(--offset 38080 --questions 19040 "${epoch2[@]}") ;;
+  6) init=training/segments/v3-seg5.safetensors; range=(--offset 57120 --questions 19041 "${epoch2[@]}") ;;
   *) echo "unknown segment $1" >&2; exit 2 ;;
 esac
 out=training/runs/v3-seg$1

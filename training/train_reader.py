@@ -85,8 +85,14 @@ def trainable_state(model: SpanReader) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.state_dict().items() if "word_embeddings" not in k}
 
 
-def build_model(init: Path | None = None) -> SpanReader:
-    encoder = BertModel.from_pretrained(str(base_model_dir()), add_pooling_layer=False)
+def build_model(init: Path | None = None, attn_implementation: str | None = None) -> SpanReader:
+    """The span reader on the packaged MiniLM encoder, warm-started from ``init``.
+
+    ``attn_implementation="eager"`` is for ONNX export: the default (SDPA) exports NaN guards (IsNaN/Where)
+    around every softmax, and the int8 model took 10% more CPU per window for them (export_reader.py).
+    """
+    encoder = BertModel.from_pretrained(str(base_model_dir()), add_pooling_layer=False,
+                                        attn_implementation=attn_implementation)
     model = SpanReader(encoder)
     if init is not None:
         state = {k: v.float() for k, v in load_file(str(init)).items()}

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -51,6 +52,7 @@ logger = logging.getLogger(__name__)
 ONNX_INT8_FILE = "model-int8.onnx"
 ONNX_FP32_FILE = "model-fp32.onnx"
 MAX_SEQ_LENGTH = 256  # tokens, as the packaged sentence-transformers config truncates
+RECENT_TEXTS = 8192  # vectors OnnxEncoder.encode_queries keeps for reuse (~12.6 MB at 384 dimensions)
 # Bump when the query encoder export changes (graph, opset, inputs): builds then export and store it again.
 QUERY_ENCODER_FORMAT = 1
 QUERY_ENCODER_MIN_COSINE = 0.9999  # an export whose vectors differ more from sentence-transformers' is refused
@@ -77,15 +79,40 @@ class OnnxEncoder(_BatchedEncoder):
         self._dimension = dimension
         self._max_seq_length = max_seq_length
         self._input_names = {i.name for i in session.get_inputs()}  # type: ignore[attr-defined]
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()  # text -> vector, least recently used first
+        self._recent_lock = threading.Lock()
 
     def encode_queries(self, texts: Sequence[str], *, batch_size: int = 1) -> np.ndarray:
         """Embed questions (and the answer stage's sentences) one text per run, unpadded.
 
         A batch pads every text to its longest: the question and the ~10 sentences the answer stage embeds
         per seeds question came to 700 tokens instead of 370, and single runs took 36% less CPU (one thread,
-        where batching saves nothing else). Each vector is then also independent of the batch it came in.
+        where batching saves nothing else). Each vector is then also independent of the batch it came in,
+        which is what lets the last ``RECENT_TEXTS`` vectors be reused exactly: the answer stage embeds the
+        sentences of the passages it reads, and the same passages come back for many questions (and the
+        question itself was embedded by the search a moment before).
         """
-        return self._encode(list(texts), batch_size, False)
+        texts = list(texts)
+        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
+        missing: list[int] = []
+        with self._recent_lock:
+            for i, text in enumerate(texts):
+                vector = self._recent.get(text)
+                if vector is None:
+                    missing.append(i)
+                else:
+                    self._recent.move_to_end(text)
+                    out[i] = vector
+        if missing:
+            fresh = self._encode([texts[i] for i in missing], batch_size, False)
+            with self._recent_lock:
+                for i, vector in zip(missing, fresh, strict=True):
+                    out[i] = vector
+                    self._recent[texts[i]] = vector.copy()
+                    self._recent.move_to_end(texts[i])
+                while len(self._recent) > RECENT_TEXTS:
+                    self._recent.popitem(last=False)
+        return out
 
     def _prepare(self, inputs: list[str]) -> Sequence[Any]:
         return self._tokenizer.encode_batch(inputs)  # type: ignore[attr-defined]
