@@ -52,3 +52,40 @@ def test_train_and_export_smoke(tmp_path, monkeypatch):
     span = reading.spans[0]
     assert CONTEXT_B[span.start : span.end] == span.text
     del sys.modules["train_reader"], sys.modules["export_reader"]
+
+
+def _wordnet(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(TRAINING))
+    import augment
+
+    if not (augment.DEBIAN_WORDNET / "data.noun").exists() or not augment.LEXNAMES_MAN_PAGE.exists():
+        pytest.skip("WordNet 3.0 is missing: apt-get install -y wordnet-base wordnet-sense-index")
+    pytest.importorskip("nltk", reason="nltk is missing: pip install '.[test]'")
+    augment.ensure_wordnet(tmp_path / "nltk_data")
+    return augment
+
+
+def test_synonyms_follow_the_common_sense_and_the_inflection(tmp_path, monkeypatch):
+    augment = _wordnet(tmp_path, monkeypatch)
+    assert augment.synonym("backed") == "supported"  # the verb "back" (from its -ed), not the body part
+    assert augment.synonym("died") == "perished"
+    assert augment.synonym("teams") == "squads"
+    assert augment.synonym("built") is None  # an irregular form is not re-inflected
+    assert augment.synonym("year") is None  # no rare synonym ("twelvemonth", "yr")
+    assert augment.synonym("qusayr") is None
+
+
+def test_question_augmentation_changes_one_word_of_the_paragraph(tmp_path, monkeypatch):
+    augment = _wordnet(tmp_path, monkeypatch)
+    rng = __import__("random").Random(3)
+    paragraph = "Saudi Arabia, Qatar and Turkey backed the rebels with arms; the rebels died in Qusayr."
+    words = augment.paragraph_words(paragraph)
+    question = "Who backed the rebels before they died?"
+    assert augment.with_synonym(question, words, rng) in {"Who supported the rebels before they died?",
+                                                          "Who backed the rebels before they perished?"}
+    donors = ["Which orchestras played the symphony?"]
+    swapped = augment.with_swapped_word(question, words, donors, rng)
+    changed = [(a, b) for a, b in zip(question.split(), swapped.split(), strict=True) if a != b]
+    assert len(changed) == 1 and changed[0][0].strip("?").lower() in words
+    assert changed[0][1].strip("?") in {"orchestras", "symphony"}
+    assert augment.with_swapped_word("Who?", words, donors, rng) is None

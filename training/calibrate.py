@@ -396,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="fit only the on-topic rule (retrieval only, no reader); with --write, set only its field "
                         f"in {CALIBRATION_FILE}")
     p.add_argument("--on-topic-out", type=Path, default=Path("training/results/on_topic.json"),
-                   help="the on-topic report (and its table beside it as .md; default: %(default)s)")
+                   help="the on-topic report (and its table beside it as .md; default: %(default)s), written "
+                        "with --write or --on-topic-only")
     args = p.parse_args(argv)
 
     config = DEFAULT_CONFIG.with_overrides(list_answers=True) if args.list_answers else DEFAULT_CONFIG
@@ -409,8 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     on_topic = fit_on_topic(on_topic_rows(pipeline, qs, args.mode))
     on_topic.update(command="python training/calibrate.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                     out=str(args.on_topic_out))
-    args.on_topic_out.write_text(json.dumps(on_topic, indent=2) + "\n", encoding="utf-8")
-    args.on_topic_out.with_suffix(".md").write_text(on_topic_markdown(on_topic), encoding="utf-8")
+    if args.on_topic_only or args.write:  # a trial fit (--out elsewhere) leaves the committed report alone
+        args.on_topic_out.write_text(json.dumps(on_topic, indent=2) + "\n", encoding="utf-8")
+        args.on_topic_out.with_suffix(".md").write_text(on_topic_markdown(on_topic), encoding="utf-8")
     print(on_topic_markdown(on_topic))
     if args.on_topic_only:
         if args.write:

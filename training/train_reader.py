@@ -36,6 +36,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import augment
 import torch
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
@@ -168,13 +169,28 @@ def build_windows(rows: list[dict], by_title: dict[str, list[str]], tok: Tokeniz
             ctx_cache[text] = (e.ids, e.offsets)
         return ctx_cache[text]
 
+    def q_tokens(question: str) -> list[int]:
+        return tok.encode(question.strip(), add_special_tokens=False).ids[: args.max_question_tokens]
+
+    augmenting = args.synonym_fraction > 0 or args.swap_negative_fraction > 0
+    donors = [r["question"] for r in rows]
     for row in rows:
-        q_ids = tok.encode(row["question"].strip(), add_special_tokens=False).ids[: args.max_question_tokens]
+        question = row["question"]
+        words = augment.paragraph_words(row["context"]) if augmenting else set()
+        if args.synonym_fraction and rng.random() < args.synonym_fraction:
+            question = augment.with_synonym(question, words, rng) or question
+        q_ids = q_tokens(question)
         ids, offs = enc(row["context"])
         a_text, a_start = row["answers"]["text"][0], row["answers"]["answer_start"][0]
         w = make_window(q_ids, ids, offs, (a_start, a_start + len(a_text)), rng, args.max_len)
         if w is not None:
             windows.append(w)
+        if args.swap_negative_fraction and rng.random() < args.swap_negative_fraction:
+            swapped = augment.with_swapped_word(row["question"], words, donors, rng)
+            if swapped is not None:  # the answer's own window, asked something it does not say: no answer
+                w = make_window(q_tokens(swapped), ids, offs, (a_start, a_start + len(a_text)), rng, args.max_len)
+                if w is not None:
+                    windows.append(Window(w.input_ids, w.token_type_ids, 0, 0))
         if rng.random() < args.neg_fraction:
             answers = [a.lower() for a in row["answers"]["text"]]
             others = [c for c in by_title[row["title"]] if c != row["context"]]
@@ -229,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hard-negative-fraction", type=float, default=0.0,
                    help="of those, the share whose no-answer window is the answer-free paragraph of the same "
                         "article sharing most words with the question (the rest: a random one)")
+    p.add_argument("--synonym-fraction", type=float, default=0.0,
+                   help="questions asked with one word the paragraph holds replaced by a WordNet synonym (augment.py)")
+    p.add_argument("--swap-negative-fraction", type=float, default=0.0,
+                   help="questions that also get their answer's window as a no-answer window, asked with one word "
+                        "the paragraph holds swapped for a noun it lacks (augment.py)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--warmup", type=float, default=0.06)
