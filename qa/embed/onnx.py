@@ -54,7 +54,7 @@ ONNX_FP32_FILE = "model-fp32.onnx"
 MAX_SEQ_LENGTH = 256  # tokens, as the packaged sentence-transformers config truncates
 RECENT_TEXTS = 8192  # vectors OnnxEncoder.encode_queries keeps for reuse (~12.6 MB at 384 dimensions)
 # Bump when the query encoder export changes (graph, opset, inputs): builds then export and store it again.
-QUERY_ENCODER_FORMAT = 1
+QUERY_ENCODER_FORMAT = 2  # 2: exported with eager attention (no SDPA NaN guards)
 QUERY_ENCODER_MIN_COSINE = 0.9999  # an export whose vectors differ more from sentence-transformers' is refused
 _EXPORT_CHECK_TEXTS = (  # short and long (truncated at max_seq_length) texts the export is checked on
     "Who backed the rebels?",
@@ -349,7 +349,10 @@ def _export_onnx(model_dir: Path, target: Path, quantize: bool) -> Path:
     tmp = target.with_name(f".{target.stem}-{os.getpid()}.tmp.onnx")
     logger.info("Exporting %s to %s ONNX at %s (once)", model_dir, "int8" if quantize else "fp32", target)
     try:
-        model = _LastHidden(AutoModel.from_pretrained(str(model_dir), local_files_only=True)).eval()
+        # Eager attention: the default (SDPA) exports NaN guards (IsNaN/Where) around every softmax, which cost
+        # the reader ~8.5% CPU per window (training/export_reader.py); the math is the same.
+        model = _LastHidden(AutoModel.from_pretrained(str(model_dir), local_files_only=True,
+                                                      attn_implementation="eager")).eval()
         dummy = torch.ones((2, 8), dtype=torch.long)
         names = ["input_ids", "attention_mask", "token_type_ids"]
         with torch.no_grad():
