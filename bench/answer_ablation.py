@@ -10,7 +10,9 @@ the seeds are only measured here, never fitted.
         --squad-index bench/.cache/squad --limit 300
 
 --rows is a JSON list of {"name", "reader" (a model directory, default the shipped one), "fit" (a
-training/calibrate.py report), "list_answers" (default false)}. Writes bench/results/answer_ablation.{json,md}.
+training/calibrate.py report; default the shipped calibration), "list_answers" (default false), "config" (other
+Config overrides, e.g. {"reader_passages": 5}), "mode" (the retrieval mode, default hybrid)}. Writes
+bench/results/<--name>.{json,md} (default answer_ablation).
 """
 
 from __future__ import annotations
@@ -47,27 +49,33 @@ def main() -> None:
     ap.add_argument("--seeds-index", required=True)
     ap.add_argument("--squad-index", default=None, help="an index of SQuAD dev paragraphs (skip SQuAD if absent)")
     ap.add_argument("--limit", type=int, default=300, help="SQuAD dev questions, evenly spread")
+    ap.add_argument("--name", default="answer_ablation", help="results file name under bench/results/")
+    ap.add_argument("--title", default="Answer-stage ablation", help="the report's heading")
     args = ap.parse_args()
     offline_env()
     from qa import DEFAULT_CONFIG, Pipeline
+    from qa.answer import answer_calibration
     from qa.evaluate import evaluate_seeds, evaluate_squad
     from qa.reader import load_reader
 
     info, started = machine_info(), time.perf_counter()
     results = []
     for row in json.loads(args.rows.read_text()):
-        fit = json.loads(Path(row["fit"]).read_text())
-        config = DEFAULT_CONFIG.with_overrides(**overrides(fit), list_answers=row.get("list_answers", False))
+        fit = json.loads(Path(row["fit"]).read_text()) if row.get("fit") else None
+        config = DEFAULT_CONFIG.with_overrides(**(overrides(fit) if fit else {}), **row.get("config", {}),
+                                               list_answers=row.get("list_answers", False))
+        mode = row.get("mode", "hybrid")
         reader = load_reader(Path(row["reader"])) if row.get("reader") else None
-        out = {"name": row["name"], "reader": row.get("reader") or "shipped", "fit": row["fit"],
-               "features": fit["features"], "threshold": fit["abstain_threshold"],
-               "list_answers": config.list_answers}
+        calibration = answer_calibration(config)
+        out = {"name": row["name"], "reader": row.get("reader") or "shipped", "fit": row.get("fit") or "shipped",
+               "features": list(calibration.features), "threshold": calibration.abstain_threshold,
+               "list_answers": config.list_answers, "config": row.get("config", {}), "mode": mode}
         t = time.perf_counter()
-        seeds = evaluate_seeds(Pipeline.load(args.seeds_index, config, reader=reader), SEEDS_GOLD)
+        seeds = evaluate_seeds(Pipeline.load(args.seeds_index, config, reader=reader), SEEDS_GOLD, mode=mode)
         out["seeds"] = {m: seeds["overall"].get(m) for m in SEEDS_METRICS}
         if args.squad_index:
             squad = evaluate_squad(Pipeline.load(args.squad_index, config, reader=reader),
-                                   SHARED_EVAL / "squad" / "questions_dev.jsonl", limit=args.limit)
+                                   SHARED_EVAL / "squad" / "questions_dev.jsonl", limit=args.limit, mode=mode)
             out["squad"] = {m: squad["overall"].get(m) for m in SQUAD_METRICS}
         out["seconds"] = round(time.perf_counter() - t, 1)
         print(json.dumps(out), flush=True)
@@ -80,12 +88,12 @@ def main() -> None:
         lines.append("| " + " | ".join("-" if c is None else str(c) for c in cells) + " |")
     finish_machine_info(info, started)
     md = "\n".join([
-        "# Answer-stage ablation", "",
+        f"# {args.title}", "",
         f"Command: `python bench/answer_ablation.py --rows {args.rows} --seeds-index {args.seeds_index} "
-        f"--squad-index {args.squad_index} --limit {args.limit}`", "",
+        f"--squad-index {args.squad_index} --limit {args.limit} --name {args.name}`", "",
         machine_md(info), "", f"SQuAD open: {args.limit} dev questions evenly spread, all 2,067 paragraphs indexed.",
         "", *lines, ""])
-    write_results(RESULTS, "answer_ablation", {"machine": info, "rows": results}, md)
+    write_results(RESULTS, args.name, {"machine": info, "rows": results}, md)
     print(md)
 
 
