@@ -25,6 +25,7 @@ from qa.files import sha256_file
 READER_DIR = Path(__file__).resolve().parent / "models" / "reader"
 CLS_ID, SEP_ID, PAD_ID = 101, 102, 0
 MAX_QUESTION_TOKENS = 40
+SAME_BATCH_LENGTH = 0.8  # a window shorter than this share of its batch's first starts a new batch
 
 
 @dataclass(frozen=True)
@@ -150,10 +151,22 @@ class OnnxReader:
     @staticmethod
     def _logits(session: Any, head: list[int], encs: list[Any], rows: list[tuple[int, int, int]],
                 batch_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Start and end logits of every window, in ``rows`` order."""
-        logits: list[tuple[np.ndarray, np.ndarray]] = []
-        for b in range(0, len(rows), batch_size):
-            chunk = rows[b : b + batch_size]
+        """Start and end logits of every window, in ``rows`` order.
+
+        Windows run in batches of similar length, longest first: a passage's last window is often much shorter
+        than a full one, and padding it to the batch's longest costs as much as reading. A new batch starts
+        when a window is shorter than ``SAME_BATCH_LENGTH`` of the batch's first.
+        """
+        lengths = [len(head) + hi - lo + 1 for _, lo, hi in rows]
+        batches: list[list[int]] = []
+        for i in sorted(range(len(rows)), key=lambda i: -lengths[i]):
+            full = bool(batches) and len(batches[-1]) >= batch_size
+            if not batches or full or lengths[i] < SAME_BATCH_LENGTH * lengths[batches[-1][0]]:
+                batches.append([])
+            batches[-1].append(i)
+        found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for batch in batches:
+            chunk = [rows[i] for i in batch]
             seqs = [head + encs[p].ids[lo:hi] + [SEP_ID] for p, lo, hi in chunk]
             n = max(len(s) for s in seqs)
             ids = np.full((len(seqs), n), PAD_ID, dtype=np.int64)
@@ -166,8 +179,9 @@ class OnnxReader:
             start, end = session.run(
                 None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
             )
-            logits += [(start[i, : len(s)], end[i, : len(s)]) for i, s in enumerate(seqs)]
-        return logits
+            for i, (row, s) in enumerate(zip(batch, seqs, strict=True)):
+                found[row] = (start[i, : len(s)], end[i, : len(s)])
+        return [found[i] for i in range(len(rows))]
 
     def _readings(self, passages: list[str], encs: list[Any], rows: list[tuple[int, int, int]],
                   logits: list[tuple[np.ndarray, np.ndarray]], offset: int, top_n: int,
