@@ -46,7 +46,9 @@ EXAMPLES = (
     "What is the capital of France?",
 )
 MAX_ANSWERS = 5
-ASK_CONCURRENCY = 4  # questions answered at once (2 cores: more only queues inside the models)
+# Questions answered at once. On 2 cores, bench/load_test.py (50 distinct questions) gave 4.33 answers/s,
+# p95 9.95 s with 2 and 4.24 answers/s, p95 10.41 s with 4: one read per core.
+ASK_CONCURRENCY = 2
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
