@@ -17,12 +17,17 @@ OUT = RESULTS.parent / "RESULTS.md"
 DETAILS = (  # (results name, section title)
     ("retrieval", "Retrieval: qa vs BM25, dense and Haystack"),
     ("answers", "Answers: hybrid + reader and its ablations"),
+    ("answer_ablation", "Answer-stage ablation (issue 18)"),
+    ("answer_ablation_seg2", "Answer-stage ablation: reader v3 segment 2"),
+    ("reader_passages", "What the reader reads: retrieval mode and passages read"),
+    ("reader_windows", "Reader windows"),
     ("index_footprint", "Index build cost, size and memory"),
     ("ask_threads", "Ask latency by reader threading"),
     ("scale", "Scale: index types from 10k to 1M passages"),
     ("embed_speed", "Embedding speed: fp32 vs int8"),
     ("ray_build", "Distributed builds on Ray"),
     ("load_test", "Load test of the web app"),
+    ("cold_start", "Cold start and per-question cost"),
 )
 
 
