@@ -15,12 +15,12 @@ is present" decides alone:
   now asks about something the paragraph does not say.
 
 WordNet 3.0 comes from Debian (`apt-get install wordnet-base wordnet-sense-index`); nltk reads it only from an
-nltk data path laid out as corpora/wordnet/ with a lexnames file, which ``ensure_wordnet`` makes once.
+nltk data path laid out as corpora/wordnet/ with a lexnames file, which ``ensure_wordnet`` makes once
+(``LEXNAMES``).
 """
 
 from __future__ import annotations
 
-import gzip
 import random
 import re
 from functools import cache
@@ -28,7 +28,55 @@ from pathlib import Path
 from typing import Any
 
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
-LEXNAMES_MAN_PAGE = Path("/usr/share/man/man5/lexnames.5WN.gz")
+# The 45 lexicographer files, numbered as in lexnames(5WN) (Debian ships the list only in that man page, which
+# slim images drop): nltk needs them as corpora/wordnet/lexnames.
+LEXNAMES = (
+    "adj.all",
+    "adj.pert",
+    "adv.all",
+    "noun.Tops",
+    "noun.act",
+    "noun.animal",
+    "noun.artifact",
+    "noun.attribute",
+    "noun.body",
+    "noun.cognition",
+    "noun.communication",
+    "noun.event",
+    "noun.feeling",
+    "noun.food",
+    "noun.group",
+    "noun.location",
+    "noun.motive",
+    "noun.object",
+    "noun.person",
+    "noun.phenomenon",
+    "noun.plant",
+    "noun.possession",
+    "noun.process",
+    "noun.quantity",
+    "noun.relation",
+    "noun.shape",
+    "noun.state",
+    "noun.substance",
+    "noun.time",
+    "verb.body",
+    "verb.change",
+    "verb.cognition",
+    "verb.communication",
+    "verb.competition",
+    "verb.consumption",
+    "verb.contact",
+    "verb.creation",
+    "verb.emotion",
+    "verb.motion",
+    "verb.perception",
+    "verb.possession",
+    "verb.social",
+    "verb.stative",
+    "verb.weather",
+    "adj.ppl",
+)
 NLTK_DATA = Path.home() / "nltk_data"
 _POS_NUMBER = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
 _TOKEN = re.compile(r"[A-Za-z]+|[^A-Za-z]+")
@@ -56,10 +104,8 @@ def ensure_wordnet(data_dir: Path = NLTK_DATA) -> Any:
         for src in DEBIAN_WORDNET.iterdir():
             if src.is_file() and not (target / src.name).exists():
                 (target / src.name).symlink_to(src)
-        lines = gzip.open(LEXNAMES_MAN_PAGE, "rt").read().splitlines()
-        rows = [line.split() for line in lines if re.match(r"^\d\d\t", line)]
-        (target / "lexnames").write_text("".join(f"{n}\t{name}\t{_POS_NUMBER[name.split('.')[0]]}\n"
-                                                 for n, name, *_ in rows))
+        (target / "lexnames").write_text("".join(f"{n:02d}\t{name}\t{_POS_NUMBER[name.split('.')[0]]}\n"
+                                                 for n, name in enumerate(LEXNAMES)))
     if str(data_dir) not in nltk.data.path:
         nltk.data.path.insert(0, str(data_dir))
     import warnings
