@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import random
 import sys
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def test_synonyms_follow_the_common_sense_and_the_inflection(tmp_path, monkeypat
 
 def test_question_augmentation_changes_one_word_of_the_paragraph(tmp_path, monkeypatch):
     augment = _wordnet(tmp_path, monkeypatch)
-    rng = __import__("random").Random(3)
+    rng = random.Random(3)
     paragraph = "Saudi Arabia, Qatar and Turkey backed the rebels with arms; the rebels died in Qusayr."
     words = augment.paragraph_words(paragraph)
     question = "Who backed the rebels before they died?"

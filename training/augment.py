@@ -8,7 +8,7 @@ supporter of the rebels" (the meaning matches, the word does not) ranks lower wi
 is present" decides alone:
 
 - **synonym positives**: a question word that also occurs in the paragraph is replaced by a common WordNet
-  synonym of its most frequent sense for the part of speech its inflection shows ("backed" -> "endorsed",
+  synonym of its most frequent sense for the part of speech its inflection shows ("backed" -> "supported",
   "leader" -> "drawing card" is refused: multi-word, rare); the answer is unchanged;
 - **swapped negatives**: a content word of the question that occurs in the paragraph is replaced by a content
   word of another article's question, and the window holding the answer is labelled no-answer: the question
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import random
 import re
+import warnings
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,10 @@ _STOP = frozenset(
 )
 
 
+@cache
 def ensure_wordnet(data_dir: Path = NLTK_DATA) -> Any:
-    """nltk's WordNet reader over Debian's WordNet 3.0 files, laid out under ``data_dir`` the first time."""
+    """nltk's WordNet reader over Debian's WordNet 3.0 files, laid out under ``data_dir`` the first time
+    (once per process: the swaps ask for it per question)."""
     import nltk
 
     target = data_dir / "corpora" / "wordnet"
@@ -108,8 +111,6 @@ def ensure_wordnet(data_dir: Path = NLTK_DATA) -> Any:
                                                  for n, name in enumerate(LEXNAMES)))
     if str(data_dir) not in nltk.data.path:
         nltk.data.path.insert(0, str(data_dir))
-    import warnings
-
     from nltk.corpus import wordnet
 
     with warnings.catch_warnings():
