@@ -19,6 +19,7 @@ DETAILS = (  # (results name, section title)
     ("answers", "Answers: hybrid + reader and its ablations"),
     ("answer_ablation", "Answer-stage ablation (issue 18)"),
     ("answer_ablation_seg2", "Answer-stage ablation: reader v3 segment 2"),
+    ("answer_ablation_seg3", "Answer-stage ablation: reader v3 segment 3 against segment 2"),
     ("reader_passages", "What the reader reads: retrieval mode and passages read"),
     ("reader_windows", "Reader windows"),
     ("index_footprint", "Index build cost, size and memory"),
