@@ -129,21 +129,44 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-def busy_processes(min_cpu: float = 5.0) -> list[str]:
-    """Other processes using CPU right now (ps's lifetime %CPU), to record what ran concurrently."""
-    try:
-        out = subprocess.run(["ps", "-eo", "pid,pcpu,etime,args", "--sort=-pcpu"], capture_output=True,
-                             text=True, check=True).stdout.splitlines()[1:]
-    except (OSError, subprocess.CalledProcessError):
-        return []
+def _cpu_ticks() -> dict[int, int]:
+    """utime + stime of every process, in clock ticks, from /proc."""
+    ticks = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, ...
+        ticks[int(stat.parent.name)] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def busy_processes(min_cpu: float = 5.0, window: float = 0.5) -> list[str]:
+    """Other processes using CPU right now (measured over ``window`` seconds), to record what ran concurrently.
+
+    ps's %CPU is a lifetime average: a training run stopped with SIGSTOP for a timing still showed 100% there.
+    """
+    before = _cpu_ticks()
+    time.sleep(window)
+    after = _cpu_ticks()
+    hz = os.sysconf("SC_CLK_TCK")
     mine = {os.getpid(), os.getppid()}
     busy = []
-    for line in out:
-        parts = line.split(None, 3)
-        if len(parts) < 4 or int(parts[0]) in mine or float(parts[1]) < min_cpu:
+    for pid, ticks in after.items():
+        if pid in mine or pid not in before:
             continue
-        busy.append(f"pid {parts[0]} {parts[1]}% cpu, up {parts[2]}: {parts[3][:100]}")
-    return busy[:10]
+        cpu = 100.0 * (ticks - before[pid]) / hz / window
+        if cpu < min_cpu:
+            continue
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            elapsed = subprocess.run(["ps", "-o", "etime=", "-p", str(pid)], capture_output=True,
+                                     text=True).stdout.strip()
+        except OSError:
+            continue
+        busy.append((cpu, f"pid {pid} {cpu:.0f}% cpu, up {elapsed}: {args[:100]}"))
+    return [line for _, line in sorted(busy, reverse=True)[:10]]
 
 
 def machine_info() -> dict[str, Any]:
