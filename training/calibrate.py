@@ -37,6 +37,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from qa import files
 from qa.answer import FEATURES
@@ -65,7 +66,7 @@ def collect(pipeline: Pipeline, questions: list[dict], variant: str, mode: str =
     about the seeds' topic that the articles do not answer).
     """
     rows = []
-    for qi, q in enumerate(questions):
+    for qi, q in enumerate(tqdm(questions, desc=f"Candidates ({variant})", unit="question")):
         hits = pipeline.search(q["question"], k=pipeline.search_depth if variant == "open" else 60, mode=mode)
         if variant == "other_articles":
             hits = [h for h in hits if h.passage.title != q["title"]]
@@ -252,7 +253,7 @@ def on_topic_rows(pipeline: Pipeline, questions: list[dict], mode: str = DEFAULT
     for row, passage in enumerate(pipeline.store.passages):
         rows_of_title.setdefault(passage.title, set()).add(row)
     rows = []
-    for qi, q in enumerate(questions):
+    for qi, q in enumerate(tqdm(questions, desc="On-topic scores", unit="question")):
         without = Pipeline(_WithoutRows(pipeline.store, frozenset(rows_of_title.get(q["title"], ()))),
                            pipeline.config, encoder=pipeline.encoder)
         on = pipeline.search(q["question"], k=pipeline.search_depth, mode=mode)
