@@ -6,6 +6,8 @@ Rows
   ``mode="dense"`` (qa.evaluate's runners pass it on), everything else unchanged. The answer confidence uses the
   passage's dense similarity as a feature; BM25-only hits carry none (0.0), so that row abstains more: that
   is what the shipped calibration does with such hits, not a separate tuning.
+- ``hybrid + reader, abstention off`` (with the peer rows): the same with the abstention threshold at 0, so the
+  top answer is always given, as the peer gives it: the two answer stages' rankings compared on equal terms.
 - ``haystack reader (same weights)`` / ``haystack reader + segment ids`` (``--peer``): the peer's answer
   stage beside ours: the passages ``Retriever.ask`` gives our reader, read by Haystack's extractive reader
   running our reader's own weights (bench/peer_reader.py; needs the bench-only Haystack packages, skipped
@@ -64,8 +66,10 @@ from qa.evaluate import evaluate_seeds, evaluate_squad, ms, read_jsonl, render_t
 from qa.reader import READER_DIR
 
 VARIANTS = {"hybrid": "hybrid + reader", "sparse": "bm25 passages + reader", "dense": "dense passages + reader"}
+# The peer never abstains, so our answer stage is also shown with abstention off: the ranking alone, compared.
+NO_ABSTAIN = {"hybrid-no-abstain": "hybrid + reader, abstention off"}
 PEERS = {"peer": "haystack reader (same weights)", "peer+segments": "haystack reader + segment ids"}
-LABELS = {**VARIANTS, **PEERS}
+LABELS = {**VARIANTS, **NO_ABSTAIN, **PEERS}
 PEER_CHOICES = {"none": (), "plain": ("peer",), "segments": ("peer+segments",), "both": ("peer", "peer+segments")}
 SEED_KEYS = ("answer@1", "f1@1", "answer@3", "source@1", "recall@5", "abstain_accuracy", "false_abstain",
              "conflict_all_sides", "latency_ms_p50", "latency_ms_p95")
@@ -279,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
             res = evaluate_seeds(r, args.gold, mode=mode)
             result["seeds"][mode] = res
             log(f"seeds {mode}: {json.dumps({k: res['overall'][k] for k in SEED_KEYS})}")
+        if peers and "hybrid" in modes:
+            res = evaluate_seeds(r.with_config(abstain_threshold=0.0), args.gold)
+            result["seeds"]["hybrid-no-abstain"] = res
+            log(f"seeds hybrid-no-abstain: {json.dumps({k: res['overall'][k] for k in SEED_KEYS})}")
         if peers:
             questions = [g["question"] for g in read_jsonl(args.gold)]
             for row, peer in peers_beside(r, "seeds", peers, args.peer_threshold, questions, result).items():
@@ -293,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
             compact(res)
             result["squad"][mode] = res
             log(f"squad {mode}: {json.dumps({k: res['overall'][k] for k in SQUAD_KEYS})}")
+        if peers and "hybrid" in modes:
+            res = evaluate_squad(r.with_config(abstain_threshold=0.0), args.squad / "questions_dev.jsonl",
+                                 limit=args.squad_limit)
+            compact(res)
+            result["squad"]["hybrid-no-abstain"] = res
+            log(f"squad hybrid-no-abstain: {json.dumps({k: res['overall'][k] for k in SQUAD_KEYS})}")
         if peers:
             questions = [q["question"] for q in spread(read_jsonl(args.squad / "questions_dev.jsonl"),
                                                         args.squad_limit)]

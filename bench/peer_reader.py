@@ -31,7 +31,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -267,6 +267,11 @@ def haystack_reader(model_dir: Path, *, segment_ids: bool, top_k: int, score_thr
     return reader
 
 
+def shipped_window() -> int:
+    """Our reader's window in tokens (reader.json max_len): the peer reads the same windows."""
+    return int(json.loads((READER_DIR / "reader.json").read_text(encoding="utf-8"))["max_len"])
+
+
 @dataclass(frozen=True)
 class PeerSettings:
     """How the peer row runs Haystack's reader (recorded with the results)."""
@@ -274,7 +279,7 @@ class PeerSettings:
     segment_ids: bool = False  # False: as Haystack calls the model (no token_type_ids)
     top_k: int = PEER_TOP_K
     score_threshold: float | None = None  # Haystack's default: no threshold
-    max_seq_length: int = 176  # our reader's window (reader.json max_len), not Haystack's default 384
+    max_seq_length: int = field(default_factory=lambda: shipped_window())  # not Haystack's default 384
     stride: int = 64  # overlap between windows, as qa.reader.OnnxReader
 
     def label(self) -> str:
