@@ -279,7 +279,7 @@ class PeerSettings:
     segment_ids: bool = False  # False: as Haystack calls the model (no token_type_ids)
     top_k: int = PEER_TOP_K
     score_threshold: float | None = None  # Haystack's default: no threshold
-    max_seq_length: int = field(default_factory=lambda: shipped_window())  # not Haystack's default 384
+    max_seq_length: int = field(default_factory=shipped_window)  # not Haystack's default 384
     stride: int = 64  # overlap between windows, as qa.reader.OnnxReader
 
     def label(self) -> str:
