@@ -207,6 +207,14 @@ def plot(result: dict[str, Any], path: Path) -> bool:
     return True
 
 
+def our_rows(retriever: Any, modes: list[str], peers: tuple[str, ...]) -> list[tuple[str, Any, str]]:
+    """(row, pipeline, retrieval mode) of our rows: one per mode, plus hybrid with abstention off beside peers."""
+    rows = [(mode, retriever, mode) for mode in modes]
+    if peers and "hybrid" in modes:
+        rows.append(("hybrid-no-abstain", retriever.with_config(abstain_threshold=0.0), "hybrid"))
+    return rows
+
+
 def peer_rows(choice: str, notes: list[str]) -> tuple[str, ...]:
     """The peer rows to run: none when Haystack is not installed (a note says so)."""
     rows = PEER_CHOICES[choice]
@@ -279,14 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     if "seeds" in datasets:
         r, _ = cached_retriever(SEEDS, "seeds")
         result["seeds"] = {}
-        for mode in modes:
-            res = evaluate_seeds(r, args.gold, mode=mode)
-            result["seeds"][mode] = res
-            log(f"seeds {mode}: {json.dumps({k: res['overall'][k] for k in SEED_KEYS})}")
-        if peers and "hybrid" in modes:
-            res = evaluate_seeds(r.with_config(abstain_threshold=0.0), args.gold)
-            result["seeds"]["hybrid-no-abstain"] = res
-            log(f"seeds hybrid-no-abstain: {json.dumps({k: res['overall'][k] for k in SEED_KEYS})}")
+        for row, ours, mode in our_rows(r, modes, peers):
+            res = evaluate_seeds(ours, args.gold, mode=mode)
+            result["seeds"][row] = res
+            log(f"seeds {row}: {json.dumps({k: res['overall'][k] for k in SEED_KEYS})}")
         if peers:
             questions = [g["question"] for g in read_jsonl(args.gold)]
             for row, peer in peers_beside(r, "seeds", peers, args.peer_threshold, questions, result).items():
@@ -296,17 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     if "squad" in datasets:
         r, _ = cached_retriever(args.squad / "paragraphs.jsonl", "squad")
         result["squad"] = {}
-        for mode in modes:
-            res = evaluate_squad(r, args.squad / "questions_dev.jsonl", limit=args.squad_limit, mode=mode)
+        for row, ours, mode in our_rows(r, modes, peers):
+            res = evaluate_squad(ours, args.squad / "questions_dev.jsonl", limit=args.squad_limit, mode=mode)
             compact(res)
-            result["squad"][mode] = res
-            log(f"squad {mode}: {json.dumps({k: res['overall'][k] for k in SQUAD_KEYS})}")
-        if peers and "hybrid" in modes:
-            res = evaluate_squad(r.with_config(abstain_threshold=0.0), args.squad / "questions_dev.jsonl",
-                                 limit=args.squad_limit)
-            compact(res)
-            result["squad"]["hybrid-no-abstain"] = res
-            log(f"squad hybrid-no-abstain: {json.dumps({k: res['overall'][k] for k in SQUAD_KEYS})}")
+            result["squad"][row] = res
+            log(f"squad {row}: {json.dumps({k: res['overall'][k] for k in SQUAD_KEYS})}")
         if peers:
             questions = [q["question"] for q in spread(read_jsonl(args.squad / "questions_dev.jsonl"),
                                                         args.squad_limit)]
