@@ -77,9 +77,29 @@ def collect(pipeline: Pipeline, questions: list[dict], variant: str, mode: str =
         for cand in pipeline.candidates(q["question"], pipeline.passages_to_read(hits)):
             label = float(best_f1(cand.span.text, q["answers"]) >= 0.5) if variant == "open" else 0.0
             rows.append({"q": qi, "variant": variant, "unanswerable": variant != "open",
-                         "features": cand.features, "y": label,
+                         "reworded": q.get("reworded", False), "features": cand.features, "y": label,
                          "text": cand.span.text, "from_list": cand.from_list})
     return rows
+
+
+def reworded(questions: list[dict], paragraphs: Path, fraction: float, seed: int) -> list[dict]:
+    """The questions with ``fraction`` of them reworded: one word they share with their paragraph replaced by a
+    WordNet synonym (training/augment.py, as the reader's training does), marked ``reworded``. SQuAD questions
+    mostly reuse the paragraph's words; the news questions of the seeds do not ("backed" vs "supporter of"), and
+    a calibration fitted only on the former learns how sure to be when the words match."""
+    import augment  # training/augment.py: nltk and Debian's WordNet, needed only here
+
+    context = {}
+    for line in paragraphs.open(encoding="utf-8"):
+        row = json.loads(line)
+        context[row["pid"]] = row["context"]
+    rng = random.Random(seed + 1)
+    out = []
+    for q in questions:
+        other = augment.with_synonym(q["question"], augment.paragraph_words(context[q["pid"]]), rng) \
+            if rng.random() < fraction else None
+        out.append({**q, "question": other, "reworded": True} if other else q)
+    return out
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 50) -> np.ndarray:
@@ -390,6 +410,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-lists", action="store_true",
                    help="fit without the whole-list candidates (an ablation; needs rows collected with them)")
     p.add_argument("--mode", default=DEFAULT_MODE, choices=MODES, help="retrieval mode (default: %(default)s)")
+    p.add_argument("--reword", type=float, default=0.0, metavar="FRACTION",
+                   help="ask this share of the questions with a word they share with their paragraph replaced by a "
+                        "WordNet synonym (training/augment.py), as news readers word questions unlike the text "
+                        "(default: %(default)s; the on-topic rule always sees the questions as written)")
     p.add_argument("--write", action="store_true",
                    help=f"write the fit to {CALIBRATION_FILE} beside the reader (--reader, default: the shipped "
                         "one), where the answer stage reads it")
@@ -424,7 +448,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows_cache and args.rows_cache.exists():
         rows = json.loads(args.rows_cache.read_text())  # every feature of every candidate: fit any subset
     else:
-        rows = [row for variant in args.variants.split(",") for row in collect(pipeline, qs, variant, args.mode)]
+        asked = reworded(qs, args.paragraphs, args.reword, args.seed) if args.reword else qs
+        rows = [row for variant in args.variants.split(",") for row in collect(pipeline, asked, variant, args.mode)]
         if args.rows_cache:
             args.rows_cache.write_text(json.dumps(rows))
     if args.no_lists:  # ablation: the answer stage without whole-list candidates
@@ -453,9 +478,14 @@ def main(argv: list[str] | None = None) -> int:
         "heldout_reliability_by_variant": {v: reliability([t for t in tops if t[2] == v])
                                            for v in sorted({t[2] for t in tops})},
         "heldout_top1_correct_answerable": round(float(np.mean([t[1] for t in answerable])), 3),
+        "reworded_questions": len({r["q"] for r in rows if r.get("reworded")}),
         "threshold_grid": grid,
         "on_topic": {k: v for k, v in on_topic.items() if k != "scores"},
     }
+    if any(r.get("reworded") for r in held):  # is the fit as reliable on reworded questions as on the rest?
+        for name, sel in (("as_written", False), ("reworded", True)):
+            report[f"heldout_reliability_{name}"] = reliability(
+                top_answers([r for r in held if r.get("reworded", False) == sel], w))
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "threshold_grid"}, indent=2))
     if args.write:
@@ -477,7 +507,9 @@ def fitted_calibration(report: dict, args: argparse.Namespace, model_dir: Path) 
                 "data": f"SQuAD dev open setting ({args.paragraphs} indexed), {report['questions']} questions of "
                         f"{args.questions_file} (seed {args.seed}), asked in {args.variants} ({args.mode} retrieval); "
                         f"{report['candidates']} candidate spans"
-                        + ("; whole-list candidates dropped (--no-lists)" if args.no_lists else ""),
+                        + ("; whole-list candidates dropped (--no-lists)" if args.no_lists else "")
+                        + (f"; {report.get('reworded_questions', 0)} of them asked with a word replaced by a WordNet "
+                           f"synonym (--reword {args.reword})" if args.reword else ""),
                 "command": report["on_topic"].get("command", ""),
                 "report": str(args.out),
                 "on_topic": {"rule": report["on_topic"].get("rule", ""), "report": str(args.on_topic_out)}},
