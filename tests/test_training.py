@@ -90,3 +90,21 @@ def test_question_augmentation_changes_one_word_of_the_paragraph(tmp_path, monke
     assert len(changed) == 1 and changed[0][0].strip("?").lower() in words
     assert changed[0][1].strip("?") in {"orchestras", "symphony"}
     assert augment.with_swapped_word("Who?", words, donors, rng) is None
+
+
+def test_calibration_rows_can_be_asked_with_reworded_questions(tmp_path, monkeypatch):
+    """training/calibrate.py --reword: a question that shares a word with its paragraph is asked with a synonym
+    and marked; one without such a word is asked as written."""
+    _wordnet(tmp_path, monkeypatch)
+    import calibrate
+
+    paragraphs = tmp_path / "paragraphs.jsonl"
+    row = {"pid": "p1", "title": "T", "context": "Qatar backed the rebels in Qusayr."}
+    paragraphs.write_text(json.dumps(row) + "\n")
+    questions = [{"question": "Who backed the rebels?", "pid": "p1", "answers": ["Qatar"]},
+                 {"question": "Where is Qusayr?", "pid": "p1", "answers": ["Syria"]}]
+    asked = calibrate.reworded(questions, paragraphs, 1.0, seed=7)
+    assert asked[0] == {**questions[0], "question": "Who supported the rebels?", "reworded": True}
+    assert asked[1] == questions[1]
+    assert calibrate.reworded(questions, paragraphs, 0.0, seed=7) == questions
+    del sys.modules["calibrate"]
