@@ -6,8 +6,10 @@
 # the 78,161 exact-offset SQuAD train questions; the last 2,000 (76,161..78,160) are held out for design choices.
 #   1: 38,000..57,999 (epoch 1 continues the shipped reader, which saw 0..37,999)
 #   2: 58,000..76,160 (completes epoch 1)
-#   3: 0..19,039, 4: 19,040..38,079, 5: 38,080..57,119, 6: 57,120..76,160 (epoch 2, other windows:
-#      --epoch-seed 1; half an epoch was ~3.3 h alone on 2 cores, so epoch 2 is four segments, at a lower peak
+#   3: 0..19,039, 4: 19,040..38,079, then 5: 38,080..50,773, 6: 50,774..63,467, 7: 63,468..76,160 (epoch 2,
+#      other windows: --epoch-seed 1; half an epoch was ~3.3 h alone on 2 cores, and segment 4 took 2.6 h beside
+#      other work, too close to a 3-hour session on a machine that does not keep its checkpoints, so the rest of
+#      epoch 2 is three shorter segments; all at a lower peak
 #      learning rate 5e-5: each segment warms up and decays on its own, so the peak falls from epoch to epoch),
 #      with question augmentation (training/augment.py): 30% of questions asked with a WordNet synonym, 20% also
 #      asked with a swapped word against their answer's window as a no-answer window. Epoch 1 made the reader
@@ -23,8 +25,9 @@ case "${1:?segment number}" in
   2) init=training/segments/v3-seg1.safetensors; range=(--offset 58000 --questions 18161 "${epoch1[@]}") ;;
   3) init=training/segments/v3-seg2.safetensors; range=(--offset 0 --questions 19040 "${epoch2[@]}") ;;
   4) init=training/segments/v3-seg3.safetensors; range=(--offset 19040 --questions 19040 "${epoch2[@]}") ;;
-  5) init=training/segments/v3-seg4.safetensors; range=(--offset 38080 --questions 19040 "${epoch2[@]}") ;;
-  6) init=training/segments/v3-seg5.safetensors; range=(--offset 57120 --questions 19041 "${epoch2[@]}") ;;
+  5) init=training/segments/v3-seg4.safetensors; range=(--offset 38080 --questions 12694 "${epoch2[@]}") ;;
+  6) init=training/segments/v3-seg5.safetensors; range=(--offset 50774 --questions 12694 "${epoch2[@]}") ;;
+  7) init=training/segments/v3-seg6.safetensors; range=(--offset 63468 --questions 12693 "${epoch2[@]}") ;;
   *) echo "unknown segment $1" >&2; exit 2 ;;
 esac
 out=training/runs/v3-seg$1
