@@ -21,6 +21,7 @@ import numpy as np
 
 from qa.errors import ModelLoadError
 from qa.files import sha256_file
+from qa.onnx_session import cpu_session
 
 READER_DIR = Path(__file__).resolve().parent / "models" / "reader"
 CLS_ID, SEP_ID, PAD_ID = 101, 102, 0
@@ -97,15 +98,9 @@ class OnnxReader:
         self._lock = threading.Lock()
 
     def _session(self, threads: int) -> Any:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        # Idle worker threads sleep instead of spinning: when another request or a rebuild holds the other
-        # core, spinning threads steal its time slices (bench/results/ask_threads.md).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self._spin else "0")
-        return ort.InferenceSession(str(self._path), opts, providers=["CPUExecutionProvider"])
+        # Idle worker threads sleep instead of spinning unless asked: when another request or a rebuild holds
+        # the other core, spinning threads steal its time slices (bench/results/ask_threads.md).
+        return cpu_session(self._path, threads, spin=self._spin)
 
     @contextmanager
     def _claim_session(self) -> Iterator[Any]:

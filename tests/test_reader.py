@@ -108,3 +108,30 @@ def test_overlapping_reads_run_on_one_thread_and_read_the_same():
     single = OnnxReader(threads=1)
     with single._claim_session(), single._claim_session() as second:
         assert second is single.session and single._solo is None
+
+
+def test_int8_sessions_multiply_exactly_on_every_x86_host(tmp_path):
+    """u8 x s8 products that overflow 16 bits (255 * 127 * 2 > 32,767): without session.x64quantprecision,
+    ONNX Runtime's kernel on AVX2 hosts without VNNI saturates them and the reader's logits depend on the host
+    (qa/onnx_session.py). Here the exact sum is asked of a session opened the way the reader opens its own."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    from qa.onnx_session import EXACT_INT8, cpu_session
+
+    k = 64
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "overflow",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, k])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 1])],
+        [helper.make_tensor("b", TensorProto.INT8, [k, 1], [127] * k)])
+    path = tmp_path / "overflow.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    session = cpu_session(path, threads=1)
+    assert session.get_session_options().get_session_config_entry(EXACT_INT8[0]) == EXACT_INT8[1]
+    (y,) = session.run(None, {"a": np.full((1, k), 255, dtype=np.uint8)})
+    assert int(y[0, 0]) == 255 * 127 * k
+
+    reader = load_reader()
+    assert reader.session.get_session_options().get_session_config_entry(EXACT_INT8[0]) == EXACT_INT8[1]

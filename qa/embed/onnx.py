@@ -46,6 +46,7 @@ from qa.embed.encoders import (
     sentence_transformer_encoder,
 )
 from qa.errors import ModelLoadError
+from qa.onnx_session import cpu_session
 
 logger = logging.getLogger(__name__)
 
@@ -146,14 +147,8 @@ def _onnx_tokenizer(path: Path, max_seq_length: int) -> Any:
 
 
 def _session(path: Path, threads: int) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
     # Idle threads sleep rather than spin: the other core is busy with another request or the reader.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return cpu_session(path, threads, spin=False)
 
 
 @dataclass(frozen=True)
@@ -378,7 +373,7 @@ def onnx_int8_encoder(model_name: str, model_dir: Path) -> Encoder:
     caches it): exported once to ``cache_dir()/onnx/`` and reused. Raises ModelLoadError when onnxruntime or
     tokenizers is missing or the cached file cannot be loaded."""
     try:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401
         import tokenizers  # noqa: F401
     except ImportError as exc:
         raise ModelLoadError("the onnx-int8 encoder backend needs onnxruntime and tokenizers: "
@@ -388,9 +383,8 @@ def onnx_int8_encoder(model_name: str, model_dir: Path) -> Encoder:
     if not path.is_file():
         export_onnx_int8(model_dir, path)
     tokenizer = _onnx_tokenizer(model_dir / "tokenizer.json", MAX_SEQ_LENGTH)
-    options = ort.SessionOptions()
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = cpu_session(path)
     except Exception as exc:  # a damaged cached file: say where it is so it can be deleted
         raise ModelLoadError(f"Could not load the int8 ONNX encoder {path} ({exc}); delete it to re-export.") from exc
     dimension = int(session.get_outputs()[0].shape[-1] or KNOWN_DIMENSIONS.get(model_name, 0))
