@@ -20,13 +20,29 @@ from qa.calibration import Calibration, calibration_for, sigmoid
 from qa.config import Config
 from qa.embed import Encoder
 from qa.errors import ModelLoadError
-from qa.index.lexical import skeleton
+from qa.index.lexical import skeleton, tokenize, words
 from qa.metrics import normalize_answer
 from qa.passages import passage_sentences
 from qa.reader import Reader, Span
 from qa.types import Answer, Hit, Source
 
-FEATURES = ("margin", "log_prob", "dense", "log_rank", "sentence_dense", "log_support", *TYPE_FEATURES)
+FEATURES = ("margin", "log_prob", "dense", "log_rank", "sentence_dense", "log_support", "sentence_overlap",
+            *TYPE_FEATURES)
+
+# Question words that a sentence answering the question need not repeat (the rest are Lucene's stopwords,
+# which qa.index.lexical.words drops already).
+_QUESTION_ONLY = frozenset("who whom whose what which when where why how do does did has have had".split())
+
+
+def question_terms(question: str) -> frozenset[str]:
+    """The question's content terms as the lexical index sees them (stems and spelling-variant keys)."""
+    return frozenset(tokenize(" ".join(w for w in words(question) if w not in _QUESTION_ONLY)))
+
+
+def sentence_overlap(terms: frozenset[str], sentence: str) -> float:
+    """Share of the question's terms found in the sentence holding a span: low when the question is worded
+    unlike the text ("backed" vs "supporter of"), where the reader's margin is lower for the same right answer."""
+    return len(terms & set(tokenize(sentence))) / len(terms) if terms else 1.0
 
 _SPACED_DASH = re.compile(r"\s[-\u2013\u2014]\s")
 _RANGE_END, _RANGE_START = re.compile(r"\d\S{0,3}$"), re.compile(r"[£$€]?\d")  # "£25,000 - £28,000", "5bn - 6bn"
@@ -68,6 +84,7 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
     readings = reader.read(question, [h.passage.text for h in hits], top_n=config.reader_spans_per_passage,
                            max_answer_tokens=config.max_answer_tokens)
     shape = question_shape(question)
+    terms = question_terms(question)
     found: list[tuple[int, Hit, Span, float, tuple[int, int]]] = []
     grown: set[int] = set()  # indexes into found of whole lists
     for rank, (hit, reading) in enumerate(zip(hits, readings, strict=True), start=1):
@@ -94,6 +111,8 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
     passages_of: dict[str, set[str]] = {}
     for _, hit, span, _, _ in found:
         passages_of.setdefault(answer_key(span.text), set()).add(hit.passage.passage_id)
+    overlap = {text: sentence_overlap(terms, text)
+               for text in {hit.passage.text[a:b] for _, hit, _, _, (a, b) in found}}
     features = [
         {
             "margin": span.score - null_score,
@@ -102,6 +121,7 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
             "log_rank": math.log(rank),
             "sentence_dense": -1.0,  # filled in below
             "log_support": math.log(len(passages_of[answer_key(span.text)])),
+            "sentence_overlap": overlap[hit.passage.text[a:b]],
             **type_features(shape, span.text, hit.passage.text[a:b]),
         }
         for rank, hit, span, null_score, (a, b) in found

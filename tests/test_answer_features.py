@@ -1,10 +1,10 @@
-"""The answer stage's lexical helpers: the keys that group equal answers, appositive trimming."""
+"""The answer stage's lexical helpers: answer keys, appositive trimming, question-sentence overlap."""
 
 from __future__ import annotations
 
 import math
 
-from qa.answer import answer_key, trim_appositive
+from qa.answer import answer_key, question_terms, sentence_overlap, trim_appositive
 from qa.reader import Span
 
 
@@ -41,7 +41,7 @@ def test_sentences_needed_are_those_that_can_reach_the_page():
 
     def features(margin: float, rank: int) -> dict[str, float]:
         return {"margin": margin, "log_prob": 0.0, "dense": 0.5, "log_rank": math.log(rank),
-                "sentence_dense": -1.0, "log_support": 0.0}
+                "sentence_dense": -1.0, "log_support": 0.0, "sentence_overlap": 1.0}
 
     rows = [
         (found("a", 0, 9, 1), features(10.0, 1)),  # "Hezbollah", strong: may be shown
@@ -69,3 +69,13 @@ def test_sources_disagree_on_durations_in_words_and_on_counts_but_not_across_kin
     assert not _disagree(_group("80,000", "002.txt"), _group("94,000", "002.txt"))  # one article: no conflict
     assert not _disagree(_group("three weeks", "002.txt"), _group("80,000", "004.txt"))
     assert not _disagree(_group("Aleppo", "002.txt"), _group("Homs", "004.txt"))  # names are not quantities
+
+
+def test_sentence_overlap_is_the_share_of_question_terms_the_sentence_repeats():
+    """Terms as the lexical index makes them: stems and spelling-variant keys, question words dropped."""
+    terms = question_terms("Who backed the rebels in Qusair?")
+    assert terms == {"back", "~bck", "rebel", "~rbl", "qusair", "~qsr"}
+    # "rebels" (stem and key) and Qusayr's key match; "backed" does not ("supporters of")
+    assert sentence_overlap(terms, "Qatar and Turkey have been major supporters of the rebels in Qusayr.") == 0.5
+    assert sentence_overlap(terms, "The rebels backed out of Qusair.") == 1.0
+    assert sentence_overlap(question_terms("Who did it?"), "Anything.") == 1.0  # no content terms: no signal

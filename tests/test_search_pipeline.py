@@ -101,9 +101,10 @@ def test_the_shipped_calibration_is_the_fit_config_used_to_hold():
 
     shipped = load_calibration()
     assert set(shipped.features) <= set(FEATURES)
-    assert shipped.features == ("margin", "log_prob", "dense", "log_rank", "sentence_dense", "log_support")
-    assert shipped.weights == (0.3854, -0.1995, 0.2871, -0.7769, 2.9381, 0.5323)
-    assert (shipped.bias, shipped.abstain_threshold) == (-3.7738, 0.34)
+    assert shipped.features == ("margin", "log_prob", "dense", "log_rank", "sentence_dense", "log_support",
+                                "sentence_overlap")
+    assert shipped.weights == (0.2945, -0.118, 1.8644, -0.569, 1.6959, 0.464, 1.4986)
+    assert (shipped.bias, shipped.abstain_threshold) == (-4.3945, 0.34)
     assert shipped.on_topic_min_dense == 0.4503  # training/results/on_topic.md
     meta = json.loads((CALIBRATION_PATH.parent / "reader.json").read_text())
     assert shipped.reader_sha256 == meta["sha256"]["reader.onnx"]

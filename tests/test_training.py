@@ -108,3 +108,36 @@ def test_calibration_rows_can_be_asked_with_reworded_questions(tmp_path, monkeyp
     assert asked[1] == questions[1]
     assert calibrate.reworded(questions, paragraphs, 0.0, seed=7) == questions
     del sys.modules["calibrate"]
+
+
+def test_calibration_records_a_command_anyone_can_rerun(monkeypatch):
+    """A --rows-cache FILE is scratch space of one machine: the shipped calibration says it was used, not where."""
+    monkeypatch.syspath_prepend(str(TRAINING))
+    import calibrate
+
+    argv = ["--reword", "1.0", "--rows-cache", "/scratch/rows.json", "--ranking", "question", "--write"]
+    assert calibrate.recorded_command(argv) == ("python training/calibrate.py --reword 1.0 --ranking question --write"
+                                                " (candidate rows collected once with --rows-cache and reused)")
+    assert calibrate.recorded_command(["--write"]) == "python training/calibrate.py --write"
+    del sys.modules["calibrate"]
+
+
+def test_segments_average_tensor_by_tensor_in_their_own_dtype(tmp_path, monkeypatch):
+    """training/average_segments.py: the mean of two fp16 files is fp16, and files of other models are refused."""
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    monkeypatch.syspath_prepend(str(TRAINING))
+    import average_segments
+
+    a, b, other = tmp_path / "a.safetensors", tmp_path / "b.safetensors", tmp_path / "c.safetensors"
+    save_file({"w": np.array([1.0, 2.0], dtype=np.float16)}, str(a))
+    save_file({"w": np.array([3.0, 5.0], dtype=np.float16)}, str(b))
+    save_file({"v": np.array([0.0], dtype=np.float16)}, str(other))
+    out = tmp_path / "mean.safetensors"
+    assert average_segments.main([str(a), str(b), "--out", str(out)]) == 0
+    mean = load_file(str(out))["w"]
+    assert mean.dtype == np.float16 and mean.tolist() == [2.0, 3.5]
+    with pytest.raises(SystemExit, match="other tensors"):
+        average_segments.main([str(a), str(other), "--out", str(out)])
+    del sys.modules["average_segments"]

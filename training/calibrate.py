@@ -52,8 +52,10 @@ from qa.search import DEFAULT_MODE, MODES
 from qa.types import Hit
 
 # The features the shipped fit weighs: qa.answer.FEATURES but the answer-type ones, which fitted on SQuAD bought
-# nothing there and cost a must-abstain seeds question (bench/results/answer_ablation.md).
-SHIPPED_FEATURES = tuple(f for f in FEATURES if f not in TYPE_FEATURES)
+# nothing there and cost a must-abstain seeds question (bench/results/answer_ablation.md). sentence_overlap
+# joined on 2026-12-02 (bench/results/answer_ablation_seg45.md).
+SHIPPED_FEATURES = ("margin", "log_prob", "dense", "log_rank", "sentence_dense", "log_support", "sentence_overlap")
+assert set(SHIPPED_FEATURES) <= set(FEATURES) and not set(SHIPPED_FEATURES) & set(TYPE_FEATURES)
 VARIANTS = ("open", "other_articles", "same_article")
 
 
@@ -433,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     random.Random(args.seed).shuffle(qs)
     qs = qs[: args.questions]
     on_topic = fit_on_topic(on_topic_rows(pipeline, qs, args.mode))
-    on_topic.update(command="python training/calibrate.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    on_topic.update(command=recorded_command(argv if argv is not None else sys.argv[1:]),
                     out=str(args.on_topic_out))
     if args.on_topic_only or args.write:  # a trial fit (--out elsewhere) leaves the committed report alone
         args.on_topic_out.write_text(json.dumps(on_topic, indent=2) + "\n", encoding="utf-8")
@@ -495,6 +497,22 @@ def main(argv: list[str] | None = None) -> int:
         files.write_atomic(target, (text + "\n").encode("utf-8"))
         print(f"Wrote {target}")
     return 0
+
+
+def recorded_command(argv: list[str]) -> str:
+    """The command as anyone can rerun it: ``--rows-cache FILE`` only saves collecting again and names a scratch
+    file of this machine, so it is left out and said in words."""
+    kept, cached = [], False
+    args = iter(argv)
+    for arg in args:
+        if arg == "--rows-cache":
+            cached = bool(next(args, None))
+        elif arg.startswith("--rows-cache="):
+            cached = True
+        else:
+            kept.append(arg)
+    command = " ".join(["python training/calibrate.py", *kept])
+    return command + (" (candidate rows collected once with --rows-cache and reused)" if cached else "")
 
 
 def fitted_calibration(report: dict, args: argparse.Namespace, model_dir: Path) -> Calibration:
