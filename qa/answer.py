@@ -2,18 +2,21 @@
 
 Confidence is a logistic model over a few features of each candidate span (the reader's span-vs-no-answer
 margin, its span probability, the passage's dense similarity and fused rank, the dense similarity of the
-sentence holding the span to the question, and whether the span has the shape the question asks for:
-qa.answer_types). Its weights are fitted on SQuAD dev questions in the open
-setting plus their unanswerable variants (training/calibrate.py) and shipped beside the reader
-(qa.calibration), so that "0.8" means right about 80% of the time. Below the calibration's abstention
-threshold (which Config.abstain_threshold may override) we abstain.
+sentence holding the span to the question, how many of the question's words that sentence repeats or replaces
+by a close synonym, and whether the span has the shape the question asks for: qa.answer_types). Its weights
+are fitted on SQuAD dev questions in the open setting plus their unanswerable variants (training/calibrate.py)
+and shipped beside the reader (qa.calibration), so that "0.8" means right about 80% of the time. Below the
+calibration's abstention threshold (which Config.abstain_threshold may override) we abstain.
 """
 
 from __future__ import annotations
 
+import functools
+import gzip
 import math
 import re
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from qa.answer_types import TYPE_FEATURES, list_around, quantities_disagree, question_shape, type_features
 from qa.calibration import Calibration, calibration_for, sigmoid
@@ -27,7 +30,8 @@ from qa.reader import Reader, Span
 from qa.types import Answer, Hit, Source
 
 FEATURES = ("margin", "log_prob", "dense", "log_rank", "sentence_dense", "log_support", "sentence_overlap",
-            *TYPE_FEATURES)
+            "synonym_overlap", *TYPE_FEATURES)
+SYNONYMS_PATH = Path(__file__).parent / "models" / "synonyms.tsv.gz"  # made by training/make_synonyms.py
 
 # Question words that a sentence answering the question need not repeat (the rest are Lucene's stopwords,
 # which qa.index.lexical.words drops already).
@@ -43,6 +47,36 @@ def sentence_overlap(terms: frozenset[str], sentence: str) -> float:
     """Share of the question's terms found in the sentence holding a span: low when the question is worded
     unlike the text ("backed" vs "supporter of"), where the reader's margin is lower for the same right answer."""
     return len(terms & set(tokenize(sentence))) / len(terms) if terms else 1.0
+
+
+@functools.cache
+def synonyms() -> dict[str, str]:
+    """Stem -> its close WordNet synonyms' stems, space-separated (training/make_synonyms.py); read once, on
+    first use, and split only when looked up (splitting all 35,000 lines up front costs a cold `qa ask` 0.3 s)."""
+    try:
+        text = gzip.decompress(SYNONYMS_PATH.read_bytes()).decode()
+    except OSError as e:
+        raise ModelLoadError(f"cannot read the synonym table {SYNONYMS_PATH}: {e}. Reinstall qa, or rebuild the "
+                             "table with: python training/make_synonyms.py") from e
+    return dict(line.split("\t", 1) for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def synonym_overlap(question: str, sentence: str) -> float:
+    """Share of the question's content words that the sentence repeats (same stem or spelling-variant key) or
+    replaces by a close WordNet synonym or derived form ("backed" ~ "supporters", "supplies" ~ "provides"):
+    sentence_overlap for questions worded unlike the text, where the right sentence looks half-related."""
+    content = [w for w in words(question) if w not in _QUESTION_ONLY]
+    if not content:
+        return 1.0
+    present = set(tokenize(sentence))
+    table = synonyms()
+    matched = 0
+    for word in content:
+        forms = tokenize(word)  # its stem, and its key when it has one
+        related = table.get(forms[0], "").split() if forms else []
+        matched += any(f in present for f in forms) or any(r in present for r in related)
+    return matched / len(content)
+
 
 _SPACED_DASH = re.compile(r"\s[-\u2013\u2014]\s")
 _RANGE_END, _RANGE_START = re.compile(r"\d\S{0,3}$"), re.compile(r"[£$€]?\d")  # "£25,000 - £28,000", "5bn - 6bn"
@@ -111,8 +145,9 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
     passages_of: dict[str, set[str]] = {}
     for _, hit, span, _, _ in found:
         passages_of.setdefault(answer_key(span.text), set()).add(hit.passage.passage_id)
-    overlap = {text: sentence_overlap(terms, text)
-               for text in {hit.passage.text[a:b] for _, hit, _, _, (a, b) in found}}
+    sentence_texts = {hit.passage.text[a:b] for _, hit, _, _, (a, b) in found}
+    overlap = {text: sentence_overlap(terms, text) for text in sentence_texts}
+    synonym = {text: synonym_overlap(question, text) for text in sentence_texts}
     features = [
         {
             "margin": span.score - null_score,
@@ -122,6 +157,7 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
             "sentence_dense": -1.0,  # filled in below
             "log_support": math.log(len(passages_of[answer_key(span.text)])),
             "sentence_overlap": overlap[hit.passage.text[a:b]],
+            "synonym_overlap": synonym[hit.passage.text[a:b]],
             **type_features(shape, span.text, hit.passage.text[a:b]),
         }
         for rank, hit, span, null_score, (a, b) in found

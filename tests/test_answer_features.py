@@ -1,10 +1,11 @@
-"""The answer stage's lexical helpers: answer keys, appositive trimming, question-sentence overlap."""
+"""The answer stage's lexical helpers: answer keys, appositive trimming, question-sentence overlap (with and
+without the shipped WordNet synonym table)."""
 
 from __future__ import annotations
 
 import math
 
-from qa.answer import answer_key, question_terms, sentence_overlap, trim_appositive
+from qa.answer import answer_key, question_terms, sentence_overlap, synonym_overlap, synonyms, trim_appositive
 from qa.reader import Span
 
 
@@ -41,7 +42,8 @@ def test_sentences_needed_are_those_that_can_reach_the_page():
 
     def features(margin: float, rank: int) -> dict[str, float]:
         return {"margin": margin, "log_prob": 0.0, "dense": 0.5, "log_rank": math.log(rank),
-                "sentence_dense": -1.0, "log_support": 0.0, "sentence_overlap": 1.0}
+                "sentence_dense": -1.0, "log_support": 0.0, "sentence_overlap": 1.0,
+                "synonym_overlap": 1.0}
 
     rows = [
         (found("a", 0, 9, 1), features(10.0, 1)),  # "Hezbollah", strong: may be shown
@@ -79,3 +81,17 @@ def test_sentence_overlap_is_the_share_of_question_terms_the_sentence_repeats():
     assert sentence_overlap(terms, "Qatar and Turkey have been major supporters of the rebels in Qusayr.") == 0.5
     assert sentence_overlap(terms, "The rebels backed out of Qusair.") == 1.0
     assert sentence_overlap(question_terms("Who did it?"), "Anything.") == 1.0  # no content terms: no signal
+
+
+def test_synonym_overlap_counts_close_wordnet_synonyms_and_derived_forms():
+    """The shipped table (training/make_synonyms.py) links the seeds' wordings to the questions' ones."""
+    q = "Who backed the rebels in Qusair?"
+    supporters = "Qatar and Turkey have been major supporters of the rebels in Qusayr."
+    assert synonym_overlap(q, supporters) == 1.0  # "backed" ~ "supporters", "Qusair" ~ "Qusayr" (variant key)
+    assert synonym_overlap(q, "Hezbollah fighters crossed the border.") == 0.0
+    assert synonym_overlap(q, "The rebels backed out of Qusair.") == 1.0
+    assert synonym_overlap("Who supplies the rockets?", "Iran provides the rockets.") == 1.0
+    assert synonym_overlap("Who supplies the rockets?", "Iran fires the rockets.") == 0.5
+    table = synonyms()  # symmetric: whichever of the two words the question uses
+    assert "support" in table["back"].split() and "back" in table["support"].split()
+    assert synonym_overlap("Who did it?", "Anything.") == 1.0
