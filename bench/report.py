@@ -22,6 +22,8 @@ DETAILS = (  # (results name, section title)
     ("answer_ablation_seg3", "Answer-stage ablation: reader v3 segment 3 against segment 2"),
     ("answer_ablation_reword", "Answer-stage ablation: a calibration fitted with reworded SQuAD questions"),
     ("answer_ablation_seg45", "Answer-stage ablation: reader segments 3-5, sentence_overlap, checkpoint averaging"),
+    ("answer_ablation_synonyms", "Answer-stage ablation: synonym_overlap (WordNet synonyms) against sentence_overlap"),
+    ("answer_ablation_synonyms_1000", "Answer-stage ablation: synonym_overlap on 1,000 SQuAD open questions"),
     ("reader_passages", "What the reader reads: retrieval mode and passages read"),
     ("reader_windows", "Reader windows"),
     ("index_footprint", "Index build cost, size and memory"),

@@ -53,8 +53,10 @@ from qa.types import Hit
 
 # The features the shipped fit weighs: qa.answer.FEATURES but the answer-type ones, which fitted on SQuAD bought
 # nothing there and cost a must-abstain seeds question (bench/results/answer_ablation.md). sentence_overlap
-# joined on 2026-12-02 (bench/results/answer_ablation_seg45.md).
-SHIPPED_FEATURES = tuple(f for f in FEATURES if f not in TYPE_FEATURES)
+# joined on 2026-12-02 (bench/results/answer_ablation_seg45.md); later that day synonym_overlap replaced it (the
+# same share with close WordNet synonyms counted: bench/results/answer_ablation_synonyms.md); fitting both gives
+# them opposite weights (collinear) for no gain.
+SHIPPED_FEATURES = tuple(f for f in FEATURES if f not in TYPE_FEATURES and f != "sentence_overlap")
 VARIANTS = ("open", "other_articles", "same_article")
 
 
