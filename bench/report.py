@@ -24,6 +24,7 @@ DETAILS = (  # (results name, section title)
     ("answer_ablation_seg45", "Answer-stage ablation: reader segments 3-5, sentence_overlap, checkpoint averaging"),
     ("answer_ablation_synonyms", "Answer-stage ablation: synonym_overlap (WordNet synonyms) against sentence_overlap"),
     ("answer_ablation_synonyms_1000", "Answer-stage ablation: synonym_overlap on 1,000 SQuAD open questions"),
+    ("answer_ablation_seg7", "Answer-stage ablation: reader v3 segment 7 with its own synonym_overlap fit"),
     ("reader_passages", "What the reader reads: retrieval mode and passages read"),
     ("reader_windows", "Reader windows"),
     ("index_footprint", "Index build cost, size and memory"),
