@@ -61,21 +61,26 @@ def synonyms() -> dict[str, str]:
     return dict(line.split("\t", 1) for line in text.splitlines() if line and not line.startswith("#"))
 
 
-def synonym_overlap(question: str, sentence: str) -> float:
-    """Share of the question's content words that the sentence repeats (same stem or spelling-variant key) or
-    replaces by a close WordNet synonym or derived form ("backed" ~ "supporters", "supplies" ~ "provides"):
-    sentence_overlap for questions worded unlike the text, where the right sentence looks half-related."""
-    content = [w for w in words(question) if w not in _QUESTION_ONLY]
-    if not content:
+def question_synonyms(question: str) -> tuple[frozenset[str], ...]:
+    """Per content word of the question, the sentence tokens that count as it: its stem, its spelling-variant
+    key, and the stems of its close WordNet synonyms and derived forms ("backed" ~ "supporters")."""
+    table = synonyms()
+    forms_of = []
+    for word in words(question):
+        if word not in _QUESTION_ONLY:
+            forms = tokenize(word)  # its stem, and its key when it has one
+            forms_of.append(frozenset(forms).union(table.get(forms[0], "").split() if forms else ()))
+    return tuple(forms_of)
+
+
+def synonym_overlap(word_forms: tuple[frozenset[str], ...], sentence: str) -> float:
+    """Share of the question's content words (``question_synonyms``) that the sentence repeats or replaces by a
+    close synonym: sentence_overlap for questions worded unlike the text, where the right sentence looks
+    half-related."""
+    if not word_forms:
         return 1.0
     present = set(tokenize(sentence))
-    table = synonyms()
-    matched = 0
-    for word in content:
-        forms = tokenize(word)  # its stem, and its key when it has one
-        related = table.get(forms[0], "").split() if forms else []
-        matched += any(f in present for f in forms) or any(r in present for r in related)
-    return matched / len(content)
+    return sum(not forms.isdisjoint(present) for forms in word_forms) / len(word_forms)
 
 
 _SPACED_DASH = re.compile(r"\s[-\u2013\u2014]\s")
@@ -119,6 +124,7 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
                            max_answer_tokens=config.max_answer_tokens)
     shape = question_shape(question)
     terms = question_terms(question)
+    word_forms = question_synonyms(question)
     found: list[tuple[int, Hit, Span, float, tuple[int, int]]] = []
     grown: set[int] = set()  # indexes into found of whole lists
     for rank, (hit, reading) in enumerate(zip(hits, readings, strict=True), start=1):
@@ -147,7 +153,7 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
         passages_of.setdefault(answer_key(span.text), set()).add(hit.passage.passage_id)
     sentence_texts = {hit.passage.text[a:b] for _, hit, _, _, (a, b) in found}
     overlap = {text: sentence_overlap(terms, text) for text in sentence_texts}
-    synonym = {text: synonym_overlap(question, text) for text in sentence_texts}
+    synonym = {text: synonym_overlap(word_forms, text) for text in sentence_texts}
     features = [
         {
             "margin": span.score - null_score,

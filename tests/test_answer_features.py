@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import math
 
-from qa.answer import answer_key, question_terms, sentence_overlap, synonym_overlap, synonyms, trim_appositive
+from qa.answer import (
+    answer_key,
+    question_synonyms,
+    question_terms,
+    sentence_overlap,
+    synonym_overlap,
+    synonyms,
+    trim_appositive,
+)
 from qa.reader import Span
 
 
@@ -85,13 +93,13 @@ def test_sentence_overlap_is_the_share_of_question_terms_the_sentence_repeats():
 
 def test_synonym_overlap_counts_close_wordnet_synonyms_and_derived_forms():
     """The shipped table (training/make_synonyms.py) links the seeds' wordings to the questions' ones."""
-    q = "Who backed the rebels in Qusair?"
+    q = question_synonyms("Who backed the rebels in Qusair?")
     supporters = "Qatar and Turkey have been major supporters of the rebels in Qusayr."
     assert synonym_overlap(q, supporters) == 1.0  # "backed" ~ "supporters", "Qusair" ~ "Qusayr" (variant key)
     assert synonym_overlap(q, "Hezbollah fighters crossed the border.") == 0.0
     assert synonym_overlap(q, "The rebels backed out of Qusair.") == 1.0
-    assert synonym_overlap("Who supplies the rockets?", "Iran provides the rockets.") == 1.0
-    assert synonym_overlap("Who supplies the rockets?", "Iran fires the rockets.") == 0.5
+    assert synonym_overlap(question_synonyms("Who supplies the rockets?"), "Iran provides the rockets.") == 1.0
+    assert synonym_overlap(question_synonyms("Who supplies the rockets?"), "Iran fires the rockets.") == 0.5
     table = synonyms()  # symmetric: whichever of the two words the question uses
     assert "support" in table["back"].split() and "back" in table["support"].split()
-    assert synonym_overlap("Who did it?", "Anything.") == 1.0
+    assert synonym_overlap(question_synonyms("Who did it?"), "Anything.") == 1.0

@@ -40,9 +40,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from qa import files
-from qa.answer import FEATURES
-from qa.answer_types import TYPE_FEATURES
-from qa.calibration import CALIBRATION_FILE, Calibration, reader_sha256, topic_score
+from qa.calibration import CALIBRATION_FILE, Calibration, load_calibration, reader_sha256, topic_score
 from qa.config import DEFAULT_CONFIG
 from qa.index.build import build_index
 from qa.metrics import best_f1, normalize_answer
@@ -51,12 +49,12 @@ from qa.reader import READER_DIR, load_reader
 from qa.search import DEFAULT_MODE, MODES
 from qa.types import Hit
 
-# The features the shipped fit weighs: qa.answer.FEATURES but the answer-type ones, which fitted on SQuAD bought
-# nothing there and cost a must-abstain seeds question (bench/results/answer_ablation.md). sentence_overlap
-# joined on 2026-12-02 (bench/results/answer_ablation_seg45.md); later that day synonym_overlap replaced it (the
-# same share with close WordNet synonyms counted: bench/results/answer_ablation_synonyms.md); fitting both gives
-# them opposite weights (collinear) for no gain.
-SHIPPED_FEATURES = tuple(f for f in FEATURES if f not in TYPE_FEATURES and f != "sentence_overlap")
+# The features the shipped fit weighs, read from the shipped calibration so that the default refit reproduces it
+# (to change them: --features ... --write). They leave out the answer-type features, which fitted on SQuAD bought
+# nothing there and cost a must-abstain seeds question (bench/results/answer_ablation.md), and sentence_overlap,
+# which synonym_overlap replaced on 2026-12-02 (bench/results/answer_ablation_synonyms.md; fitting both gives them
+# opposite weights, collinear, for no gain).
+SHIPPED_FEATURES = load_calibration().features
 VARIANTS = ("open", "other_articles", "same_article")
 
 
