@@ -7,7 +7,8 @@ steps ``ask`` runs instead of copies of them:
 2. ``passages_to_read(hits)``: the few of them the reader reads (at most a couple per article);
 3. ``candidates(question, to_read)``: every span the reader proposes, with the features of the confidence
    model (before calibration); ``ask`` turns them into answers (qa.answer: calibration, grouping, abstention,
-   conflicts).
+   conflicts). Both give every passage read its question-passage cosine first (``with_passage_similarity``),
+   whichever retrieval mode found it.
 
 ``Retriever`` is the old name of the class, kept as an alias: ``from qa import Retriever`` and
 ``Retriever.load(...)`` work as before.
@@ -19,6 +20,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from qa import answer
 from qa.config import DEFAULT_CONFIG, Config
@@ -113,9 +116,32 @@ class Pipeline:
         from one article."""
         return diverse(hits, self.config.reader_passages, self.config.reader_passages_per_doc)
 
+    def with_passage_similarity(self, question: str, to_read: list[Hit]) -> list[Hit]:
+        """The hits with their ``dense`` score (the cosine of question and passage vectors) filled in where
+        retrieval gave none: every hit of BM25-only mode, and a passage only BM25 found in hybrid mode.
+
+        Why: the confidence model weighs the passage's cosine (qa.answer.FEATURES "dense") and is fitted on
+        hybrid hits, nearly all of which have one; a missing score read as 0 made BM25-only mode abstain on
+        half of SQuAD. The passage vector is the index's own (``vectors.npy``), so the score is what the dense
+        run would have returned for it with an exact index.
+        """
+        missing = [n for n, h in enumerate(to_read) if "dense" not in h.scores]
+        if not missing:
+            return to_read
+        store = self.store
+        query = self.encoder.encode_queries([question])[0]
+        rows = [store.row_of(to_read[n].passage.passage_id) for n in missing]
+        cosines = np.asarray(store.vectors[rows], dtype=np.float32) @ np.asarray(query, dtype=np.float32)
+        filled = list(to_read)
+        for n, cosine in zip(missing, cosines.tolist(), strict=True):
+            hit = to_read[n]
+            filled[n] = Hit(hit.passage, hit.score, {**hit.scores, "dense": cosine})
+        return filled
+
     def candidates(self, question: str, to_read: list[Hit]) -> list[answer.Candidate]:
         """Every span the reader proposes in ``to_read``, with all the confidence model's features (not yet
         calibrated): what training/calibrate.py fits the calibration on."""
+        to_read = self.with_passage_similarity(question, to_read)
         return answer.candidates(question, to_read, self.reader, self.encoder, self.config)
 
     # -------------------------------------------------------------------------------------------- ask
@@ -137,8 +163,8 @@ class Pipeline:
         t0 = time.perf_counter()
         hits = self.search(question, k=self.search_depth, mode=mode)
         t1 = time.perf_counter()
-        result = answer.answer_from_hits(question, self.passages_to_read(hits), self.reader, self.encoder,
-                                         self.config, k)
+        to_read = self.with_passage_similarity(question, self.passages_to_read(hits))
+        result = answer.answer_from_hits(question, to_read, self.reader, self.encoder, self.config, k)
         on_topic = answer.answer_calibration(self.config).on_topic(hits)
         t2 = time.perf_counter()
         return Response(

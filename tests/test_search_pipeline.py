@@ -87,6 +87,25 @@ def test_the_pipeline_steps_are_what_ask_reads(pipeline):
     assert shown and shown[0].confidence == round(best, 4)
 
 
+def test_every_passage_read_has_its_dense_score_whichever_mode_found_it(pipeline):
+    # The confidence model weighs the passage's cosine; BM25 hits have none until the pipeline fills it in.
+    question = "Who backed the rebels?"
+    everything = pipeline.search(question, k=len(pipeline.store.passages), mode="dense")
+    cosine = {h.passage.passage_id: h.scores["dense"] for h in everything}
+    to_read = pipeline.passages_to_read(pipeline.search(question, k=pipeline.search_depth, mode="sparse"))
+    assert to_read and all("dense" not in h.scores for h in to_read)
+    filled = pipeline.with_passage_similarity(question, to_read)
+    assert [h.passage for h in filled] == [h.passage for h in to_read]
+    assert all(h.scores["bm25"] == t.scores["bm25"] for h, t in zip(filled, to_read, strict=True))
+    for hit in filled:
+        assert hit.scores["dense"] == pytest.approx(cosine[hit.passage.passage_id], abs=1e-5)
+    found = pipeline.candidates(question, to_read)
+    assert found and all(c.features["dense"] == c.hit.scores["dense"] > 0 for c in found)
+    assert pipeline.with_passage_similarity(question, filled) == filled  # nothing left to fill: unchanged
+    with pytest.raises(KeyError, match="not in the index"):
+        pipeline.store.row_of("no-such-article.txt#0")
+
+
 def test_with_config_shares_the_index_and_models(pipeline):
     deeper = pipeline.with_config(dense_depth=80)
     assert deeper.store is pipeline.store and deeper.encoder is pipeline.encoder

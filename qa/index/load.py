@@ -124,6 +124,14 @@ class IndexStore:
             self._rows_by_doc = rows_by_doc
         return rows_by_doc.get(doc_id, [])
 
+    def row_of(self, passage_id: str) -> int:
+        """The row (in ``vectors``, ``faiss_index``, ``lexical``) of a passage of this index; KeyError otherwise."""
+        doc_id, _, _ = passage_id.rpartition("#")
+        for row in self.rows_of(doc_id):
+            if self.passages[row].passage_id == passage_id:
+                return row
+        raise KeyError(f"passage {passage_id!r} is not in the index at {self.path}")
+
 
 
 def load_index(
