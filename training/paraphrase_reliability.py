@@ -97,11 +97,12 @@ def main(argv: list[str] | None = None) -> int:
                                 for g in sorted(set(group))}
         report["fits"][name]["all held-out"] = summary(list(best.values()), threshold)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = [f"# Confidence on questions worded unlike their text\n\nCommand: `python training/paraphrase_reliability.py "
-             f"--rows {args.rows}`\n\nHeld-out half of the calibration's SQuAD questions (open setting: the question's "
-             f"article is indexed), each fit made on the other half (conditional logit + Platt, as shipped); "
-             f"threshold {threshold}.\n",
-             "| features | questions | n | mean confidence | top-1 right | confidence - right | answered | right when answered |",
+    lines = [f"# Confidence on questions worded unlike their text\n\n"
+             f"Command: `python training/paraphrase_reliability.py --rows {args.rows}`\n\n"
+             f"Held-out half of the calibration's SQuAD questions (open setting: the question's article is indexed), "
+             f"each fit made on the other half (conditional logit + Platt, as shipped); threshold {threshold}.\n",
+             "| features | questions | n | mean confidence | top-1 right | confidence - right | answered "
+             "| right when answered |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for name, groups in report["fits"].items():
         for g, s in groups.items():
