@@ -275,8 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         "notes": [
             "Answer metrics follow ../shared/eval/README.md (qa.evaluate); abstentions count as wrong.",
             "Ablations fix the retrieval mode of the same Retriever; reader, calibration and threshold unchanged.",
-            "The confidence feature 'dense' is 0.0 for BM25-only hits, so the BM25 row abstains more.",
-            "With 100 SQuAD questions a difference of 5 points between rows is within noise (one question = 1 point).",
+            ("Every passage the reader reads has its question-passage cosine (the confidence feature 'dense'), "
+             "whichever mode found it (Pipeline.with_passage_similarity)."),
+            ("With N SQuAD questions one question is 100/N points: with 300, a difference of 2 points between rows "
+             "is within noise."),
             ("Latency is wall-clock time on a shared machine: compare it with the busy processes listed above "
              "before reading it as the pipeline's speed on an idle machine."),
         ],
