@@ -18,7 +18,14 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from qa.answer_types import TYPE_FEATURES, list_around, quantities_disagree, question_shape, type_features
+from qa.answer_types import (
+    TYPE_FEATURES,
+    list_around,
+    list_items,
+    quantities_disagree,
+    question_shape,
+    type_features,
+)
 from qa.calibration import Calibration, calibration_for, sigmoid
 from qa.config import Config
 from qa.embed import Encoder
@@ -102,6 +109,23 @@ def trim_appositive(span: Span) -> Span:
     return replace(span, end=span.start + len(head), text=head)
 
 
+def complete_list(text: str, span: Span, sentence: tuple[int, int]) -> Span:
+    """A span that holds several items of a list of names but stops before its end ("Saudi Arabia, Qatar" of
+    "Saudi Arabia, Qatar and Turkey") runs on to the list's end: a list cut before its last item is a boundary
+    error of the reader, right neither as a list nor as an item.
+
+    Only the end moves. A list's start is ambiguous with a clause before it ("... the American Revolutionary
+    War, Washington and Thomas Gage ...": completing leftwards cost a right SQuAD answer), its end ("and X") is
+    not. A single item is left alone (whether to offer its whole list is ``Config.list_answers``' question).
+    """
+    if len(list_items(span.text)) < 2:
+        return span
+    whole = list_around(text, span.start, span.end, sentence)
+    if whole is None or whole[1] <= span.end:
+        return span
+    return replace(span, end=whole[1], text=text[span.start:whole[1]])
+
+
 @dataclass(frozen=True)
 class Candidate:
     hit: Hit
@@ -134,6 +158,7 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
         for span in reading.spans:
             span = trim_appositive(span)
             sentence = next(((a, b) for a, b in sentences if a <= span.start < b), (span.start, span.end))
+            span = complete_list(text, span, sentence)
             spans = [span]
             wants_list = shape.wants_list and config.list_answers
             whole = list_around(text, span.start, span.end, sentence) if wants_list else None

@@ -7,6 +7,7 @@ import math
 
 from qa.answer import (
     answer_key,
+    complete_list,
     question_synonyms,
     question_terms,
     sentence_overlap,
@@ -33,6 +34,25 @@ def test_a_span_is_cut_at_a_spaced_dash_but_a_number_range_is_kept():
     assert trim_appositive(Span(0, 19, "80,000 - a UN count", 1.0, 0.1)).text == "80,000"
     assert trim_appositive(Span(0, 15, "Jabhat al-Nusra", 1.0, 0.1)).text == "Jabhat al-Nusra"
     assert trim_appositive(Span(0, 9, "- Qusayr", 1.0, 0.1)).text == "- Qusayr"
+
+
+def _span_of(text: str, part: str) -> Span:
+    start = text.index(part)
+    return Span(start, start + len(part), part, 3.0, 0.4)
+
+
+def test_a_list_cut_before_its_last_item_runs_on_to_its_end_and_only_to_its_end():
+    backers = ("Saudi Arabia, Qatar and Turkey - Sunni powers - have been major supporters of the rebels, "
+               "providing them with arms and cash.")  # seeds/004
+    whole = complete_list(backers, _span_of(backers, "Saudi Arabia, Qatar"), (0, len(backers)))
+    assert (whole.text, whole.start, whole.end) == ("Saudi Arabia, Qatar and Turkey", 0, 30)
+    assert whole.score == 3.0 and whole.prob == 0.4  # the reader's scores of the span it grew from
+    single = _span_of(backers, "Qatar")
+    assert complete_list(backers, single, (0, len(backers))) is single  # one item: Config.list_answers' call
+    # A list's start is ambiguous with a clause before it; the span is not moved leftwards (a SQuAD case).
+    war = "He fought in the American Revolutionary War, Washington and Thomas Gage, among others."
+    tail = _span_of(war, "Washington and Thomas Gage")
+    assert complete_list(war, tail, (0, len(war))) is tail
 
 
 def test_sentences_needed_are_those_that_can_reach_the_page():
