@@ -11,12 +11,13 @@ calibration exists, and a damaged calibration.json cannot load silently (it is p
 raising ModelLoadError). Instead the file records the sha256 of the reader.onnx it was fitted on, and a
 reader re-exported without a new fit is logged as a warning (answers still come, their confidences may be off).
 
-The file also holds the on-topic rule (``on_topic_min_dense``): whether the retrieved passages are about the
-question at all, a threshold on ``topic_score`` fitted on SQuAD dev questions searched with and without their
-article (training/calibrate.py --on-topic-only). It decides how an abstention is shown (the best candidate as
-a labelled low-confidence answer, or "Nothing in the articles is about this"), never whether qa abstains. The
-field is optional: a file without it (written before the rule existed) loads, and means "no rule": any
-retrieval with a hit counts as on topic.
+The file also holds the on-topic rule (``on_topic``, an :class:`OnTopicRule`): whether the retrieved passages
+are about the question at all, a linear rule over qa.topic's retrieval scores fitted on SQuAD dev questions
+searched with and without their article (training/calibrate.py --on-topic-only). It decides how an abstention
+is shown (the best candidate as a labelled low-confidence answer, or "Nothing in the articles is about this"),
+never whether qa abstains. The field is optional: a file without it (written before the rule existed) loads,
+and means "no rule": any retrieval with a hit counts as on topic. A file of the first rule
+(``on_topic_min_dense``: a threshold on the best hit's cosine) loads as the equivalent one-score rule.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -33,13 +34,39 @@ from typing import Any
 from qa.config import Config
 from qa.errors import ModelLoadError
 from qa.reader import READER_DIR
-from qa.types import Hit
 
 logger = logging.getLogger(__name__)
 
 CALIBRATION_FILE = "calibration.json"
 CALIBRATION_PATH = READER_DIR / CALIBRATION_FILE
 FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class OnTopicRule:
+    """On topic when ``bias + sum(weight * score) >= 0``, scores (qa.topic.topic_scores) matched by name.
+
+    The threshold is folded into ``bias``, so a rule is three small lists and a number in calibration.json."""
+
+    scores: tuple[str, ...]
+    weights: tuple[float, ...]
+    bias: float
+
+    def __post_init__(self) -> None:
+        if not self.scores or len(self.scores) != len(self.weights):
+            raise ValueError(f"{len(self.weights)} on-topic weights for scores {self.scores}: give one weight per "
+                             "score.")
+
+    def applies(self, scores: Mapping[str, float]) -> bool:
+        return self.bias + sum(w * scores[n] for n, w in zip(self.scores, self.weights, strict=True)) >= 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scores": list(self.scores), "weights": list(self.weights), "bias": self.bias}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> OnTopicRule:
+        return cls(tuple(str(n) for n in data["scores"]), tuple(float(w) for w in data["weights"]),
+                   float(data["bias"]))
 
 
 @dataclass(frozen=True)
@@ -52,8 +79,8 @@ class Calibration:
     abstain_threshold: float  # chosen by training/calibrate.py on held-out questions (see its MAX_ANSWERED)
     reader_sha256: str | None = None  # the reader.onnx the fit was made with
     fitted: Mapping[str, Any] = field(default_factory=dict, compare=False)  # provenance: script, date, data
-    # The on-topic rule: passages are about the question when topic_score(hits) reaches this (None = no rule).
-    on_topic_min_dense: float | None = None
+    # Are the retrieved passages about the question? (None = no rule: any hit counts as on topic)
+    on_topic_rule: OnTopicRule | None = None
 
     def __post_init__(self) -> None:
         if len(self.features) != len(self.weights):
@@ -68,18 +95,18 @@ class Calibration:
         z = self.bias + sum(w * features[name] for name, w in zip(self.features, self.weights, strict=True))
         return sigmoid(z)
 
-    def on_topic(self, hits: Sequence[Hit]) -> bool:
-        """Are the retrieved passages about the question? False without hits; True when there is no rule
-        (``on_topic_min_dense`` None) or no dense score to apply it to (a mode without dense retrieval)."""
-        if not hits:
+    def on_topic(self, scores: Mapping[str, float] | None) -> bool:
+        """Are the retrieved passages about the question? ``scores`` are qa.topic.topic_scores (None: nothing
+        was retrieved, never on topic); True when there is no rule."""
+        if scores is None:
             return False
-        score = topic_score(hits)
-        return self.on_topic_min_dense is None or score is None or score >= self.on_topic_min_dense
+        return self.on_topic_rule is None or self.on_topic_rule.applies(scores)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, "features": list(self.features), "weights": list(self.weights),
                 "bias": self.bias, "abstain_threshold": self.abstain_threshold,
-                "reader_sha256": self.reader_sha256, "on_topic_min_dense": self.on_topic_min_dense,
+                "reader_sha256": self.reader_sha256,
+                "on_topic": None if self.on_topic_rule is None else self.on_topic_rule.to_dict(),
                 "fitted": dict(self.fitted)}
 
     @classmethod
@@ -91,8 +118,7 @@ class Calibration:
             return cls(features=tuple(str(n) for n in data["features"]),
                        weights=tuple(float(w) for w in data["weights"]), bias=float(data["bias"]),
                        abstain_threshold=float(data["abstain_threshold"]), reader_sha256=data.get("reader_sha256"),
-                       fitted=dict(data.get("fitted") or {}), on_topic_min_dense=_optional_float(
-                           data.get("on_topic_min_dense")))
+                       fitted=dict(data.get("fitted") or {}), on_topic_rule=_on_topic_rule(data))
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelLoadError(
                 f"{source} is not a valid calibration ({exc}). Restore it with `git checkout -- {source}` or "
@@ -100,17 +126,14 @@ class Calibration:
             ) from None
 
 
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def topic_score(hits: Sequence[Hit]) -> float | None:
-    """What the on-topic rule thresholds: the dense cosine of the best hit, -1 (the cosine's floor) when the
-    dense run did not retrieve it (found by BM25 alone); None when no hit has a dense score (no hits, or a mode
-    without dense retrieval). Chosen among the scores training/calibrate.py compares, by AUC."""
-    if not any("dense" in h.scores for h in hits):
-        return None
-    return hits[0].scores.get("dense", -1.0)
+def _on_topic_rule(data: Mapping[str, Any]) -> OnTopicRule | None:
+    """The rule of a calibration.json record: ``on_topic``, or the first rule's ``on_topic_min_dense`` (a
+    threshold t on the best hit's cosine, i.e. 1 * top_dense - t >= 0), or None."""
+    if data.get("on_topic") is not None:
+        return OnTopicRule.from_dict(data["on_topic"])
+    if data.get("on_topic_min_dense") is not None:
+        return OnTopicRule(("top_dense",), (1.0,), -float(data["on_topic_min_dense"]))
+    return None
 
 
 def sigmoid(z: float) -> float:

@@ -30,6 +30,7 @@ from qa.index.load import IndexStore, load_index
 from qa.index.manifest import query_encoder_problems
 from qa.reader import Reader, load_reader
 from qa.search import DEFAULT_MODE, Mode, diverse, search_mode
+from qa.topic import topic_scores
 from qa.types import Hit, Response
 
 NO_WORDS_NOTICE = ("The question has no words, only punctuation or symbols: "
@@ -138,6 +139,14 @@ class Pipeline:
             filled[n] = Hit(hit.passage, hit.score, {**hit.scores, "dense": cosine})
         return filled
 
+    def topic_scores(self, question: str, hits: list[Hit]) -> dict[str, float] | None:
+        """The retrieval scores the on-topic rule weighs (qa.topic), the best hit's cosine filled in when the
+        retrieval mode gave none; None without hits."""
+        if not hits:
+            return None
+        return topic_scores(question, self.with_passage_similarity(question, hits[:1]) + hits[1:],
+                            self.store.lexical)
+
     def candidates(self, question: str, to_read: list[Hit]) -> list[answer.Candidate]:
         """Every span the reader proposes in ``to_read``, with all the confidence model's features (not yet
         calibrated): what training/calibrate.py fits the calibration on."""
@@ -165,7 +174,7 @@ class Pipeline:
         t1 = time.perf_counter()
         to_read = self.with_passage_similarity(question, self.passages_to_read(hits))
         result = answer.answer_from_hits(question, to_read, self.reader, self.encoder, self.config, k)
-        on_topic = answer.answer_calibration(self.config).on_topic(hits)
+        on_topic = answer.answer_calibration(self.config).on_topic(self.topic_scores(question, hits))
         t2 = time.perf_counter()
         return Response(
             question=question,

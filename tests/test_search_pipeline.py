@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from qa import calibration
-from qa.calibration import CALIBRATION_PATH, Calibration, calibration_for, load_calibration
+from qa.calibration import CALIBRATION_PATH, Calibration, OnTopicRule, calibration_for, load_calibration
 from qa.config import DEFAULT_CONFIG, Config, cli_settings
 from qa.errors import ModelLoadError
 from qa.search import MODES, REGISTRY, sparse_mode
@@ -124,7 +124,7 @@ def test_the_shipped_calibration_is_the_fit_config_used_to_hold():
                                 "synonym_overlap")
     assert shipped.weights == (0.2651, -0.0929, 2.7433, -0.4956, 0.7797, 0.4992, 2.7796)
     assert (shipped.bias, shipped.abstain_threshold) == (-5.0628, 0.32)
-    assert shipped.on_topic_min_dense == 0.4503  # training/results/on_topic.md
+    assert shipped.on_topic_rule == OnTopicRule(("top_dense", "coverage"), (16.2859, 9.1601), -12.0794)  # on_topic.md
     meta = json.loads((CALIBRATION_PATH.parent / "reader.json").read_text())
     assert shipped.reader_sha256 == meta["sha256"]["reader.onnx"]
     assert shipped.fitted["by"] == "training/calibrate.py"
@@ -167,36 +167,50 @@ def test_calibration_round_trips_and_ships_as_package_data():
     assert any(fnmatch.fnmatch(inside, pattern) for pattern in data)
 
 
-def _hits(*scores: dict) -> list:
-    from qa.types import Hit, Passage
-
-    return [Hit(Passage(f"a.txt#{i}", "a.txt", "A", "text", 0, 4), 1.0 / (i + 1), dict(s))
-            for i, s in enumerate(scores)]
-
-
-def test_the_on_topic_rule_thresholds_the_best_hits_dense_cosine():
-    rule = replace(load_calibration(), on_topic_min_dense=0.45)
-    assert rule.on_topic(_hits({"dense": 0.46}, {"dense": 0.1}))
-    assert not rule.on_topic(_hits({"dense": 0.44}, {"dense": 0.9}))  # the best hit's cosine, not the largest
-    assert not rule.on_topic(_hits({"bm25": 3.0}, {"dense": 0.9}))  # BM25 alone found the best hit: -1
-    assert rule.on_topic(_hits({"bm25": 3.0}, {"bm25": 2.0}))  # no dense score at all (sparse mode): no rule
-    assert not rule.on_topic([])
-    no_rule = replace(rule, on_topic_min_dense=None)
-    assert no_rule.on_topic(_hits({"dense": -0.2})) and not no_rule.on_topic([])
+def test_the_on_topic_rule_is_a_linear_rule_over_the_topic_scores():
+    rule = replace(load_calibration(), on_topic_rule=OnTopicRule(("top_dense", "coverage"), (10.0, 5.0), -8.0))
+    assert rule.on_topic({"top_dense": 0.5, "coverage": 0.6})  # 5 + 3 - 8 = 0: on topic at the threshold
+    assert not rule.on_topic({"top_dense": 0.5, "coverage": 0.5})
+    assert rule.on_topic({"top_dense": 0.3, "coverage": 1.0})  # a low cosine, every rare term present
+    assert not rule.on_topic(None)  # nothing retrieved
+    no_rule = replace(rule, on_topic_rule=None)
+    assert no_rule.on_topic({"top_dense": -0.2, "coverage": 0.0}) and not no_rule.on_topic(None)
+    with pytest.raises(ValueError, match="one weight per score"):
+        OnTopicRule(("top_dense", "coverage"), (1.0,), 0.0)
 
 
-def test_the_on_topic_rule_round_trips_and_a_file_without_it_still_loads(tmp_path):
+def test_the_topic_scores_of_a_real_index_in_every_mode(pipeline):
+    from qa.topic import coverage
+
+    lexical = pipeline.store.lexical
+    assert lexical.idf("qusayr") < lexical.idf("nasrallah") < lexical.idf("no-such-token")  # rarer, higher
+    for mode in ("hybrid", "sparse"):
+        hits = pipeline.search("When did Qusayr fall?", k=pipeline.search_depth, mode=mode)
+        scores = pipeline.topic_scores("When did Qusayr fall?", hits)
+        assert set(scores) == {"top_dense", "coverage"} and scores["coverage"] == 1.0  # "qusayr" and "fall"
+        assert 0.0 < scores["top_dense"] < 1.0  # filled in for BM25's best hit too
+    eiffel = pipeline.search("How tall is the Eiffel Tower?", k=pipeline.search_depth)
+    assert coverage("How tall is the Eiffel Tower?", eiffel, lexical) < 0.5
+    assert pipeline.topic_scores("anything", []) is None
+
+
+def test_the_on_topic_rule_round_trips_and_older_files_still_load(tmp_path):
     shipped = load_calibration()
     data = json.loads(json.dumps(shipped.to_dict()))
-    assert data["on_topic_min_dense"] == shipped.on_topic_min_dense
-    assert Calibration.from_dict(data).on_topic_min_dense == shipped.on_topic_min_dense
-    # A calibration.json written before the rule existed: loads, with no rule.
-    old = {k: v for k, v in data.items() if k != "on_topic_min_dense"}
+    assert data["on_topic"] == shipped.on_topic_rule.to_dict()
+    assert Calibration.from_dict(data) == shipped
+    # A calibration.json of the first rule (a threshold on the best hit's cosine) loads as that one-score rule.
+    first = {**{k: v for k, v in data.items() if k != "on_topic"}, "on_topic_min_dense": 0.45}
+    rule = Calibration.from_dict(first).on_topic_rule
+    assert rule == OnTopicRule(("top_dense",), (1.0,), -0.45)
+    assert rule.applies({"top_dense": 0.46}) and not rule.applies({"top_dense": 0.44})
+    # One written before any rule existed: loads, with no rule.
+    old = {k: v for k, v in data.items() if k != "on_topic"}
     (tmp_path / "calibration.json").write_text(json.dumps(old))
     loaded = load_calibration(tmp_path / "calibration.json")
-    assert loaded.on_topic_min_dense is None and loaded == replace(shipped, on_topic_min_dense=None)
+    assert loaded.on_topic_rule is None and loaded == replace(shipped, on_topic_rule=None)
     with pytest.raises(ModelLoadError, match="calibrate.py --write"):
-        Calibration.from_dict({**data, "on_topic_min_dense": "high"})
+        Calibration.from_dict({**data, "on_topic": {"scores": ["top_dense"], "weights": ["high"], "bias": 0}})
 
 
 def test_write_on_topic_sets_only_that_field(tmp_path, monkeypatch):
@@ -206,12 +220,15 @@ def test_write_on_topic_sets_only_that_field(tmp_path, monkeypatch):
     target = tmp_path / "calibration.json"
     before = CALIBRATION_PATH.read_text()
     target.write_text(before)
-    written = calibrate.write_on_topic(target, {"threshold": 0.31, "rule": "a rule", "questions": 10, "out": "r"})
+    fitted = {"scores": ["top_dense", "coverage"], "weights": [1.5, 2.5], "bias": -2.0}
+    written = calibrate.write_on_topic(target, {"on_topic_rule": {**fitted, "auc": 0.9}, "rule": "a rule",
+                                                "questions": 10, "out": "r"})
     after = load_calibration(target)
-    assert after == written == replace(load_calibration(), on_topic_min_dense=0.31)
+    rule = OnTopicRule(("top_dense", "coverage"), (1.5, 2.5), -2.0)
+    assert after == written == replace(load_calibration(), on_topic_rule=rule)
     old, new = json.loads(before), json.loads(target.read_text())
-    assert new.pop("on_topic_min_dense") == 0.31 and new["fitted"].pop("on_topic")["rule"] == "a rule"
-    old.pop("on_topic_min_dense", None)
+    assert new.pop("on_topic") == fitted and new["fitted"].pop("on_topic")["rule"] == "a rule"
+    old.pop("on_topic", None)
     old["fitted"].pop("on_topic", None)
     assert new == old
     weights = next(line for line in before.splitlines() if '"weights"' in line)

@@ -40,13 +40,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from qa import files
-from qa.calibration import CALIBRATION_FILE, Calibration, load_calibration, reader_sha256, topic_score
+from qa.calibration import CALIBRATION_FILE, Calibration, OnTopicRule, load_calibration, reader_sha256
 from qa.config import DEFAULT_CONFIG
 from qa.index.build import build_index
 from qa.metrics import best_f1, normalize_answer
 from qa.pipeline import Pipeline
 from qa.reader import READER_DIR, load_reader
 from qa.search import DEFAULT_MODE, MODES
+from qa.topic import TOPIC_SCORES
 from qa.types import Hit
 
 # The features the shipped fit weighs, read from the shipped calibration so that the default refit reproduces it
@@ -217,12 +218,13 @@ def choose_threshold(tops: list[tuple[float, float, str]]) -> tuple[float, list[
 
 
 # ------------------------------------------------------------------------------------ the on-topic rule
-# Whether the retrieved passages are about the question at all, decided by one retrieval score and a threshold
-# fitted here on SQuAD dev (never on the seeds): each sampled question is searched as is (its article is in
-# the index: on topic) and against the index without its article (the other_articles variant: not about it).
-# Retrieval only, no reader: a few minutes for 1,200 questions. The pipeline labels an abstention "on topic"
-# when the score reaches the threshold (qa.calibration.Calibration.on_topic); the presentation then shows the
-# best low-confidence candidate as such instead of "Nothing in the articles is about this".
+# Whether the retrieved passages are about the question at all, decided by a linear rule over two retrieval
+# scores (qa.topic: the best hit's cosine and the IDF coverage of the question's terms) fitted here on SQuAD
+# dev (never on the seeds): each sampled question is searched as is (its article is in the index: on topic) and
+# against the index without its article (the other_articles variant: not about it). Retrieval only, no reader:
+# a minute for 1,200 questions. The pipeline labels an abstention "on topic" when the rule holds
+# (qa.calibration.Calibration.on_topic); the presentation then shows the best low-confidence candidate as such
+# instead of "Nothing in the articles is about this".
 #
 # A question asked without its article may still be about another SQuAD article of the same subject; that is
 # fine: the rule separates the two settings, it does not say what a question is truly about.
@@ -238,17 +240,15 @@ def _max_dense(hits: list[Hit]) -> float:
     return max((h.scores["dense"] for h in hits if "dense" in h.scores), default=-1.0)
 
 
-# The scores compared; the pipeline uses qa.calibration.topic_score (TOPIC_SCORE here), chosen by AUC below.
-TOPIC_SCORE = "top_dense"
-ON_TOPIC_SCORES: dict[str, Callable[[Pipeline, list[Hit]], float]] = {
-    "top_dense": lambda pipeline, hits: _or_floor(topic_score(hits)),  # dense cosine of the best hit
-    "read_max_dense": lambda pipeline, hits: _max_dense(pipeline.passages_to_read(hits)),  # of the passages read
-    "max_dense": lambda pipeline, hits: _max_dense(hits),  # of every passage retrieved
+# The scores compared, each (pipeline, question, hits) -> float. The pipeline's rule weighs qa.topic.TOPIC_SCORES
+# (the first two) together: a logistic fit on both, its threshold set by the rule below.
+ON_TOPIC_SCORES: dict[str, Callable[[Pipeline, str, list[Hit]], float]] = {
+    "top_dense": lambda pipeline, question, hits: pipeline.topic_scores(question, hits)["top_dense"],
+    "coverage": lambda pipeline, question, hits: pipeline.topic_scores(question, hits)["coverage"],
+    "read_max_dense": lambda pipeline, question, hits: _max_dense(pipeline.passages_to_read(hits)),
+    "max_dense": lambda pipeline, question, hits: _max_dense(hits),  # of every passage retrieved
 }
-
-
-def _or_floor(score: float | None) -> float:
-    return -1.0 if score is None else score
+assert tuple(ON_TOPIC_SCORES)[: len(TOPIC_SCORES)] == TOPIC_SCORES
 
 
 class _WithoutRows:
@@ -280,7 +280,7 @@ def on_topic_rows(pipeline: Pipeline, questions: list[dict], mode: str = DEFAULT
         on = pipeline.search(q["question"], k=pipeline.search_depth, mode=mode)
         off = without.search(q["question"], k=pipeline.search_depth, mode=mode)
         assert all(h.passage.title != q["title"] for h in off)
-        rows.append({"q": qi, **{side: {name: round(float(score(pipeline, hits)), 5)
+        rows.append({"q": qi, **{side: {name: round(float(score(pipeline, q["question"], hits)), 5)
                                         for name, score in ON_TOPIC_SCORES.items()}
                                  for side, hits in (("on", on), ("off", off))}})
     return rows
@@ -307,14 +307,28 @@ def _rates(on: list[float], off: list[float], t: float) -> dict[str, float]:
             "on_topic_without_article": round(float(np.mean(np.asarray(off) >= t)), 3)}
 
 
+def _fit_rule(rows: list[dict]) -> tuple[np.ndarray, float]:
+    """Logistic weights [bias, *weights] over TOPIC_SCORES (with article = 1, without = 0) and the threshold on
+    their sum that the rule (MAX_ON_TOPIC_WITHOUT_ARTICLE) sets."""
+    x = np.array([[1.0, *(r[side][n] for n in TOPIC_SCORES)] for r in rows for side in ("on", "off")])
+    y = np.array([1.0, 0.0] * len(rows))
+    w = fit_logistic(x, y)
+    return w, on_topic_threshold([float(w @ [1.0, *(r["off"][n] for n in TOPIC_SCORES)]) for r in rows])
+
+
+def _rule_values(rows: list[dict], w: np.ndarray, side: str) -> list[float]:
+    return [float(w @ [1.0, *(r[side][n] for n in TOPIC_SCORES)]) for r in rows]
+
+
 def fit_on_topic(rows: list[dict]) -> dict:
-    """The separation of each score (AUC; threshold fitted on even questions, rates on odd ones and on all) and
-    the rule the pipeline ships: TOPIC_SCORE's threshold over all questions."""
+    """The separation of each score alone (AUC; threshold fitted on even questions, rates on odd ones and on all)
+    and of the rule the pipeline ships: a logistic fit over TOPIC_SCORES (fitted on even questions and checked on
+    odd ones, then refitted on all), thresholded by MAX_ON_TOPIC_WITHOUT_ARTICLE."""
     scores = {}
+    fit = [r for r in rows if r["q"] % 2 == 0]
+    held = [r for r in rows if r["q"] % 2 == 1]
     for name in ON_TOPIC_SCORES:
         on, off = ([r[side][name] for r in rows] for side in ("on", "off"))
-        fit = [r for r in rows if r["q"] % 2 == 0]
-        held = [r for r in rows if r["q"] % 2 == 1]
         t_half = on_topic_threshold([r["off"][name] for r in fit])
         t_all = on_topic_threshold(off)
         scores[name] = {
@@ -327,12 +341,22 @@ def fit_on_topic(rows: list[dict]) -> dict:
                           for side, vals in (("on", on), ("off", off))},
             "grid": [{"threshold": round(float(t), 2), **_rates(on, off, t)} for t in np.arange(0.2, 0.71, 0.05)],
         }
-    best = max(scores, key=lambda n: scores[n]["auc"])
-    return {"questions": len(rows), "rule": f"lowest {TOPIC_SCORE} at which at most "
-            f"{MAX_ON_TOPIC_WITHOUT_ARTICLE:.0%} of questions asked without their article count as on topic",
-            "score": TOPIC_SCORE, "best_auc": best, "threshold": scores[TOPIC_SCORE]["threshold"],
-            "scores": scores}
-
+    w_half, t_half = _fit_rule(fit)
+    w_all, t_all = _fit_rule(rows)
+    held_on, held_off = _rule_values(held, w_half, "on"), _rule_values(held, w_half, "off")
+    all_on, all_off = _rule_values(rows, w_all, "on"), _rule_values(rows, w_all, "off")
+    rule = {
+        "scores": list(TOPIC_SCORES),
+        "weights": [round(float(v), 4) for v in w_all[1:]],
+        "bias": round(float(w_all[0] - t_all), 4),  # the threshold folded in: on topic when bias + w.s >= 0
+        "heldout_auc": round(auc(held_on, held_off), 4),
+        "heldout_odd_half": _rates(held_on, held_off, t_half),
+        "auc": round(auc(all_on, all_off), 4),
+        "all": _rates(all_on, all_off, t_all),
+    }
+    return {"questions": len(rows), "rule": f"logistic fit over {' and '.join(TOPIC_SCORES)}, thresholded where at "
+            f"most {MAX_ON_TOPIC_WITHOUT_ARTICLE:.0%} of questions asked without their article count as on topic",
+            "on_topic_rule": rule, "scores": scores}
 
 
 def on_topic_markdown(report: dict) -> str:
@@ -347,29 +371,43 @@ def on_topic_markdown(report: dict) -> str:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, s in report["scores"].items():
-        used = " (used)" if name == report["score"] else ""
         held = s["heldout_odd_half"]
-        lines.append(f"| {name}{used} | {s['auc']:.3f} | {s['threshold']:.3f} | {s['all']['on_topic_with_article']:.1%}"
+        lines.append(f"| {name} alone | {s['auc']:.3f} | {s['threshold']:.3f} | {s['all']['on_topic_with_article']:.1%}"
                      f" | {s['all']['on_topic_without_article']:.1%} | {s['threshold_even_half']:.3f} | "
                      f"{held['on_topic_with_article']:.1%} / {held['on_topic_without_article']:.1%} |")
+    r = report["on_topic_rule"]
+    lines.append(f"| **{' + '.join(r['scores'])} (used)** | {r['auc']:.3f} (held out: {r['heldout_auc']:.3f}) | "
+                 f"bias {r['bias']}, weights {r['weights']} | {r['all']['on_topic_with_article']:.1%} | "
+                 f"{r['all']['on_topic_without_article']:.1%} | (fitted on the even half) | "
+                 f"{r['heldout_odd_half']['on_topic_with_article']:.1%} / "
+                 f"{r['heldout_odd_half']['on_topic_without_article']:.1%} |")
     lines += [
         "", "AUC: the chance that a question asked with its article scores above one asked without it. The "
         "thresholds are fitted on the even-numbered questions and checked on the odd ones, then refitted on all "
-        "(the shipped one). top_dense is the dense cosine of the best retrieved passage, -1 when BM25 alone "
-        "found it; the max_dense scores take the best cosine of the passages read or of all retrieved. BM25 "
-        "scores are not compared: their scale depends on the corpus (its size, its words), so a threshold "
-        "fitted on SQuAD would not carry over to other articles.", "",
+        "(the shipped one). top_dense is the dense cosine of the best retrieved passage; coverage the largest "
+        "IDF-weighted share of the question's terms that one of the first five hits holds (qa/topic.py); the "
+        "max_dense scores take the best cosine of the passages read or of all retrieved. The rule used is a "
+        "logistic fit over top_dense and coverage, thresholded by the same rule, written to calibration.json as "
+        "weights and a bias with the threshold folded in. Raw BM25 scores are not compared: their scale depends "
+        "on the corpus (its size, its words), so a threshold fitted on SQuAD would not carry over to other "
+        "articles; coverage is a share, whatever the corpus.", "",
         "Caveat: a question asked without its article may still be about another SQuAD article of the same "
         "subject, and counts as 'not about it' here: the rule separates the two settings, it does not say what "
         "is truly about the question. The article is removed by dropping its rows from both searches (BM25's "
         "term weights still count them).",
     ]
-    grid = report["scores"][report["score"]]["grid"]
-    lines += ["", f"{report['score']}: share counted on topic at each threshold", "",
+    grid = report["scores"]["top_dense"]["grid"]
+    lines += ["", "top_dense alone: share counted on topic at each threshold", "",
               "| threshold | with article | without article |", "| --- | --- | --- |"]
     lines += [f"| {g['threshold']:.2f} | {g['on_topic_with_article']:.1%} | {g['on_topic_without_article']:.1%} |"
               for g in grid]
     return "\n".join(lines) + "\n"
+
+
+def on_topic_rule(report: dict) -> OnTopicRule:
+    """The shipped form of a fit_on_topic report's rule."""
+    rule = report["on_topic_rule"]
+    return OnTopicRule(tuple(rule["scores"]), tuple(rule["weights"]), rule["bias"])
 
 
 def write_on_topic(target: Path, report: dict) -> Calibration:
@@ -379,7 +417,7 @@ def write_on_topic(target: Path, report: dict) -> Calibration:
     fitted = {**calibration.fitted, "on_topic": {
         "by": "training/calibrate.py --on-topic-only", "date": datetime.date.today().isoformat(),
         "rule": report["rule"], "questions": report["questions"], "report": report.get("out", "")}}
-    updated = replace(calibration, on_topic_min_dense=report["threshold"], fitted=fitted)
+    updated = replace(calibration, on_topic_rule=on_topic_rule(report), fitted=fitted)
     files.write_atomic(target, (_compact_lists(json.dumps(updated.to_dict(), indent=2)) + "\n").encode("utf-8"))
     return updated
 
@@ -444,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.write:
             target = (args.reader or READER_DIR) / CALIBRATION_FILE
             write_on_topic(target, on_topic)
-            print(f"Wrote on_topic_min_dense = {on_topic['threshold']} to {target}")
+            print(f"Wrote the on-topic rule {on_topic['on_topic_rule']} to {target}")
         return 0
     if args.rows_cache and args.rows_cache.exists():
         rows = json.loads(args.rows_cache.read_text())  # every feature of every candidate: fit any subset
@@ -519,7 +557,7 @@ def fitted_calibration(report: dict, args: argparse.Namespace, model_dir: Path) 
     return Calibration(
         features=tuple(report["features"]), weights=tuple(report["calibration_weights"]),
         bias=report["calibration_bias"], abstain_threshold=report["abstain_threshold"],
-        reader_sha256=reader_sha256(model_dir), on_topic_min_dense=report["on_topic"]["threshold"],
+        reader_sha256=reader_sha256(model_dir), on_topic_rule=on_topic_rule(report["on_topic"]),
         fitted={"by": "training/calibrate.py", "date": datetime.date.today().isoformat(),
                 "data": f"SQuAD dev open setting ({args.paragraphs} indexed), {report['questions']} questions of "
                         f"{args.questions_file} (seed {args.seed}), asked in {args.variants} ({args.mode} retrieval); "

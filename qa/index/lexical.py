@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -173,6 +174,14 @@ class LexicalIndex:
 
     def __len__(self) -> int:
         return self.n_docs
+
+    def idf(self, token: str) -> float:
+        """Lucene's inverse document frequency of a token of ``tokenize`` (as BM25 weighs it here): high for a
+        token few rows hold, highest for one none holds."""
+        df = 0
+        if self.postings is not None and (v := self.postings.vocab.get(token)) is not None:
+            df = int(self.postings.indptr[v + 1] - self.postings.indptr[v])
+        return math.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """Top-k rows for the query; fewer when fewer rows match; [] when the query has no indexed words."""
