@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -166,6 +167,9 @@ def _source_line(src) -> str:
     return f"{one_line(src.title)} — {src.doc_id}{page} [{src.doc_start}:{src.doc_end}]"
 
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader went away
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logs(args.verbose)
@@ -220,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     except QAError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # Whoever read the output stopped early (`qa ask ... | head -3`): stop quietly, as other tools do. The
+        # rest of stdout goes nowhere, so that flushing it at exit does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return 0
 
 

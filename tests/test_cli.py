@@ -47,6 +47,19 @@ def built(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
 
 
 @pytest.mark.slow
+def test_ask_into_a_pipe_closed_early_stops_quietly(built):
+    """`qa ask ... | head -1`: the reader of stdout is gone before qa writes; no traceback, SIGPIPE's status."""
+    index, _ = built
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "qa.cli", "ask", "Who backed the rebels?", "--index", str(index)],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before qa has loaded anything: its first print meets a closed pipe
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=600) == 141, stderr
+    assert stderr == "", stderr
+
+
+@pytest.mark.slow
 def test_ask_prints_answers_and_nothing_else(built):
     index, _ = built
     done = run_qa("ask", "Who backed the rebels?", "--index", str(index), cwd=REPO)
