@@ -174,7 +174,9 @@ class Pipeline:
         t1 = time.perf_counter()
         to_read = self.with_passage_similarity(question, self.passages_to_read(hits))
         result = answer.answer_from_hits(question, to_read, self.reader, self.encoder, self.config, k)
-        on_topic = answer.answer_calibration(self.config).on_topic(self.topic_scores(question, hits))
+        # The best hit is read first (``diverse``) and its cosine is filled in there: no second encoding.
+        topic_hits = [to_read[0], *hits[1:]] if to_read and to_read[0].passage == hits[0].passage else hits
+        on_topic = answer.answer_calibration(self.config).on_topic(self.topic_scores(question, topic_hits))
         t2 = time.perf_counter()
         return Response(
             question=question,

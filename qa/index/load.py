@@ -126,8 +126,10 @@ class IndexStore:
 
     def row_of(self, passage_id: str) -> int:
         """The row (in ``vectors``, ``faiss_index``, ``lexical``) of a passage of this index; KeyError otherwise."""
-        doc_id, _, _ = passage_id.rpartition("#")
-        for row in self.rows_of(doc_id):
+        doc_id, _, position = passage_id.rpartition("#")  # f"{doc_id}#{n}": the article's n-th passage
+        rows = self.rows_of(doc_id)
+        if position.isdigit() and int(position) < len(rows):
+            row = rows[int(position)]
             if self.passages[row].passage_id == passage_id:
                 return row
         raise KeyError(f"passage {passage_id!r} is not in the index at {self.path}")
