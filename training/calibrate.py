@@ -84,6 +84,13 @@ def collect(pipeline: Pipeline, questions: list[dict], variant: str, mode: str =
     return rows
 
 
+def sample_questions(path: Path, n: int, seed: int) -> list[dict]:
+    """The calibration's questions: ``n`` of the file's, in a shuffled order fixed by ``seed``."""
+    qs = [json.loads(line) for line in path.open(encoding="utf-8")]
+    random.Random(seed).shuffle(qs)
+    return qs[:n]
+
+
 def reworded(questions: list[dict], paragraphs: Path, fraction: float, seed: int) -> list[dict]:
     """The questions with ``fraction`` of them reworded: one word they share with their paragraph replaced by a
     WordNet synonym (training/augment.py, as the reader's training does), marked ``reworded``. SQuAD questions
@@ -240,15 +247,13 @@ def _max_dense(hits: list[Hit]) -> float:
     return max((h.scores["dense"] for h in hits if "dense" in h.scores), default=-1.0)
 
 
-# The scores compared, each (pipeline, question, hits) -> float. The pipeline's rule weighs qa.topic.TOPIC_SCORES
-# (the first two) together: a logistic fit on both, its threshold set by the rule below.
-ON_TOPIC_SCORES: dict[str, Callable[[Pipeline, str, list[Hit]], float]] = {
-    "top_dense": lambda pipeline, question, hits: pipeline.topic_scores(question, hits)["top_dense"],
-    "coverage": lambda pipeline, question, hits: pipeline.topic_scores(question, hits)["coverage"],
-    "read_max_dense": lambda pipeline, question, hits: _max_dense(pipeline.passages_to_read(hits)),
-    "max_dense": lambda pipeline, question, hits: _max_dense(hits),  # of every passage retrieved
+# The scores compared: the pipeline's own (qa.topic.TOPIC_SCORES, weighed together by the shipped rule: a logistic
+# fit on both, its threshold set by the rule above) and, for comparison, these others, each (pipeline, hits) -> float.
+OTHER_SCORES: dict[str, Callable[[Pipeline, list[Hit]], float]] = {
+    "read_max_dense": lambda pipeline, hits: _max_dense(pipeline.passages_to_read(hits)),  # of the passages read
+    "max_dense": lambda pipeline, hits: _max_dense(hits),  # of every passage retrieved
 }
-assert tuple(ON_TOPIC_SCORES)[: len(TOPIC_SCORES)] == TOPIC_SCORES
+ON_TOPIC_SCORES = (*TOPIC_SCORES, *OTHER_SCORES)
 
 
 class _WithoutRows:
@@ -280,9 +285,10 @@ def on_topic_rows(pipeline: Pipeline, questions: list[dict], mode: str = DEFAULT
         on = pipeline.search(q["question"], k=pipeline.search_depth, mode=mode)
         off = without.search(q["question"], k=pipeline.search_depth, mode=mode)
         assert all(h.passage.title != q["title"] for h in off)
-        rows.append({"q": qi, **{side: {name: round(float(score(pipeline, q["question"], hits)), 5)
-                                        for name, score in ON_TOPIC_SCORES.items()}
-                                 for side, hits in (("on", on), ("off", off))}})
+        rows.append({"q": qi, **{side: {name: round(float(value), 5) for name, value in {
+            **pipeline.topic_scores(q["question"], hits),
+            **{name: score(pipeline, hits) for name, score in OTHER_SCORES.items()}}.items()}
+            for side, hits in (("on", on), ("off", off))}})
     return rows
 
 
@@ -313,7 +319,7 @@ def _fit_rule(rows: list[dict]) -> tuple[np.ndarray, float]:
     x = np.array([[1.0, *(r[side][n] for n in TOPIC_SCORES)] for r in rows for side in ("on", "off")])
     y = np.array([1.0, 0.0] * len(rows))
     w = fit_logistic(x, y)
-    return w, on_topic_threshold([float(w @ [1.0, *(r["off"][n] for n in TOPIC_SCORES)]) for r in rows])
+    return w, on_topic_threshold(_rule_values(rows, w, "off"))
 
 
 def _rule_values(rows: list[dict], w: np.ndarray, side: str) -> list[float]:
@@ -468,9 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     build_index(args.paragraphs, args.index, config)
     reader = load_reader(args.reader) if args.reader else None
     pipeline = Pipeline.load(args.index, config, reader=reader)
-    qs = [json.loads(line) for line in args.questions_file.open(encoding="utf-8")]
-    random.Random(args.seed).shuffle(qs)
-    qs = qs[: args.questions]
+    qs = sample_questions(args.questions_file, args.questions, args.seed)
     on_topic = fit_on_topic(on_topic_rows(pipeline, qs, args.mode))
     on_topic.update(command=recorded_command(argv if argv is not None else sys.argv[1:]),
                     out=str(args.on_topic_out))

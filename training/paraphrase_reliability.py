@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 from pathlib import Path
 
@@ -67,9 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "training" / "results" / "paraphrase_reliability")
     args = p.parse_args(argv)
 
-    qs = [json.loads(line) for line in args.questions_file.open(encoding="utf-8")]
-    random.Random(args.seed).shuffle(qs)  # as training/calibrate.py samples them
-    qs = qs[: args.questions]
+    qs = calibrate.sample_questions(args.questions_file, args.questions, args.seed)
     asked = calibrate.reworded(qs, args.paragraphs, args.reword, args.seed) if args.reword else qs
     context = {}
     for line in args.paragraphs.open(encoding="utf-8"):
