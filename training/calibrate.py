@@ -80,7 +80,7 @@ def collect(pipeline: Pipeline, questions: list[dict], variant: str, mode: str =
             label = float(best_f1(cand.span.text, q["answers"]) >= 0.5) if variant == "open" else 0.0
             rows.append({"q": qi, "variant": variant, "unanswerable": variant != "open",
                          "reworded": q.get("reworded", False), "features": cand.features, "y": label,
-                         "text": cand.span.text, "from_list": cand.from_list})
+                         "text": cand.span.text, "from_list": cand.from_list, "question": q["question"]})
     return rows
 
 
