@@ -27,6 +27,8 @@ DETAILS = (  # (results name, section title)
     ("answer_ablation_seg7", "Answer-stage ablation: reader v3 segment 7 with its own synonym_overlap fit"),
     ("answer_ablation_densefix", "Answer-stage ablation: every read passage's dense score; WordNet head-noun types"),
     ("answer_ablation_lists", "Answer-stage ablation: a list of names cut before its end completed"),
+    ("answer_ablation_types", "Answer-stage ablation: answer types in the confidence fit"),
+    ("answer_ablation_types_1000", "Answer-stage ablation: answer types on 1,000 SQuAD open questions"),
     ("reader_passages", "What the reader reads: retrieval mode and passages read"),
     ("reader_windows", "Reader windows"),
     ("index_footprint", "Index build cost, size and memory"),

@@ -246,8 +246,8 @@ def _sentences_needed(found: list[tuple[int, Hit, Span, float, tuple[int, int]]]
 def answer_calibration(config: Config) -> Calibration:
     """The shipped calibration with ``config``'s overrides, checked to weigh only features computed here.
 
-    It may weigh a subset: the answer-type features are computed for every candidate but the shipped fit does
-    not weigh them (bench/results/answer_ablation.md says why).
+    It may weigh a subset: every answer-type feature is computed for every candidate, and the shipped fit weighs
+    only number_match / number_mismatch (bench/results/answer_ablation_types.md says why).
     """
     calibration = calibration_for(config)
     unknown = sorted(set(calibration.features) - set(FEATURES))

@@ -58,7 +58,7 @@ def test_a_list_cut_before_its_last_item_runs_on_to_its_end_and_only_to_its_end(
 def test_sentences_needed_are_those_that_can_reach_the_page():
     """A candidate that can never be shown still counts when it shares an answer with one that can (a further
     source) or overlaps such a span (it may hide it); an unrelated weak one is not embedded."""
-    from qa.answer import _sentences_needed
+    from qa.answer import FEATURES, _sentences_needed
     from qa.config import DEFAULT_CONFIG
     from qa.types import Hit, Passage
 
@@ -69,7 +69,8 @@ def test_sentences_needed_are_those_that_can_reach_the_page():
         return (rank, hits[doc], Span(start, end, text[start:end], 0.0, 0.5), 0.0, (0, len(text)))
 
     def features(margin: float, rank: int) -> dict[str, float]:
-        return {"margin": margin, "log_prob": 0.0, "dense": 0.5, "log_rank": math.log(rank),
+        return {**dict.fromkeys(FEATURES, 0.0),  # answer types: none asked for
+                "margin": margin, "log_prob": 0.0, "dense": 0.5, "log_rank": math.log(rank),
                 "sentence_dense": -1.0, "log_support": 0.0, "sentence_overlap": 1.0,
                 "synonym_overlap": 1.0}
 

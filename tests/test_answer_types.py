@@ -69,12 +69,17 @@ def test_list_shape():
 
 def test_type_features_tell_the_right_shape_from_the_wrong_one():
     how_long = question_shape("How long was the fight for Qusayr?")
-    assert type_features(how_long, "long") == {"type_match": 0.0, "type_mismatch": 1.0, "list_match": 0.0}
-    assert type_features(how_long, "an 18-day battle")["type_match"] == 1.0
+    assert type_features(how_long, "long") == {"type_match": 0.0, "type_mismatch": 1.0, "list_match": 0.0,
+                                               "number_match": 0.0, "number_mismatch": 1.0}
+    assert type_features(how_long, "an 18-day battle")["number_match"] == 1.0
     who = question_shape("Who backed the rebels?")
     assert type_features(who, "Saudi Arabia, Qatar and Turkey") == {
-        "type_match": 1.0, "type_mismatch": 0.0, "list_match": 1.0}
+        "type_match": 1.0, "type_mismatch": 0.0, "list_match": 1.0, "number_match": 0.0, "number_mismatch": 0.0}
     assert type_features(who, "because the rebels")["type_mismatch"] == 1.0
+    assert type_features(who, "because the rebels")["number_mismatch"] == 0.0  # "who" is not a number question
+    how_many = question_shape("How many days did the battle for Qusayr take?")
+    assert type_features(how_many, "18")["number_match"] == 1.0
+    assert type_features(how_many, "weeks of fierce fighting")["number_mismatch"] == 1.0
     when = question_shape("When did Qusayr fall?")
     assert type_features(when, "June 5, 2013")["type_match"] == 1.0
 
