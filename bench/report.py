@@ -30,6 +30,8 @@ DETAILS = (  # (results name, section title)
     ("answer_ablation_types", "Answer-stage ablation: answer types in the confidence fit"),
     ("answer_ablation_types_1000", "Answer-stage ablation: answer types on 1,000 SQuAD open questions"),
     ("reader_passages", "What the reader reads: retrieval mode and passages read"),
+    ("reader_passages_v3", "What the reader reads, reader v3: retrieval mode and passages read"),
+    ("reader_passages_10_1000", "What the reader reads: 10 passages on 1,000 SQuAD open questions"),
     ("reader_windows", "Reader windows"),
     ("index_footprint", "Index build cost, size and memory"),
     ("ask_threads", "Ask latency by reader threading"),

@@ -454,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="collect with the whole-list candidates on (Config.list_answers; for the ablation)")
     p.add_argument("--no-lists", action="store_true",
                    help="fit without the whole-list candidates (an ablation; needs rows collected with them)")
+    p.add_argument("--reader-passages", type=int, default=None,
+                   help="passages read per question (default: Config.reader_passages; the fit is only valid for "
+                        "the setting it was collected with)")
     p.add_argument("--mode", default=DEFAULT_MODE, choices=MODES, help="retrieval mode (default: %(default)s)")
     p.add_argument("--reword", type=float, default=0.0, metavar="FRACTION",
                    help="ask this share of the questions with a word they share with their paragraph replaced by a "
@@ -470,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
                         "with --write or --on-topic-only")
     args = p.parse_args(argv)
 
-    config = DEFAULT_CONFIG.with_overrides(list_answers=True) if args.list_answers else DEFAULT_CONFIG
+    config = DEFAULT_CONFIG.with_overrides(list_answers=args.list_answers or None, reader_passages=args.reader_passages)
     build_index(args.paragraphs, args.index, config)
     reader = load_reader(args.reader) if args.reader else None
     pipeline = Pipeline.load(args.index, config, reader=reader)
@@ -512,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "questions": len(qs),
         "candidates": len(rows),
+        "reader_passages": config.reader_passages,
         "features": features,
         "weights_half": [round(float(v), 4) for v in w],
         "calibration_bias": round(float(w_all[0]), 4),
@@ -564,7 +568,8 @@ def fitted_calibration(report: dict, args: argparse.Namespace, model_dir: Path) 
         reader_sha256=reader_sha256(model_dir), on_topic_rule=on_topic_rule(report["on_topic"]),
         fitted={"by": "training/calibrate.py", "date": datetime.date.today().isoformat(),
                 "data": f"SQuAD dev open setting ({args.paragraphs} indexed), {report['questions']} questions of "
-                        f"{args.questions_file} (seed {args.seed}), asked in {args.variants} ({args.mode} retrieval); "
+                        f"{args.questions_file} (seed {args.seed}), asked in {args.variants} ({args.mode} retrieval, "
+                        f"{report.get('reader_passages', DEFAULT_CONFIG.reader_passages)} passages read); "
                         f"{report['candidates']} candidate spans"
                         + ("; whole-list candidates dropped (--no-lists)" if args.no_lists else "")
                         + (f"; {report.get('reworded_questions', 0)} of them asked with a word replaced by a WordNet "
