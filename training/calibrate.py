@@ -416,13 +416,18 @@ def on_topic_rule(report: dict) -> OnTopicRule:
     return OnTopicRule(tuple(rule["scores"]), tuple(rule["weights"]), rule["bias"])
 
 
+def on_topic_provenance(report: dict, by: str) -> dict:
+    """Where the on-topic rule came from, as both writers of the calibration file record it."""
+    return {"by": by, "date": datetime.date.today().isoformat(), "rule": report.get("rule", ""),
+            "questions": report.get("questions"), "report": report.get("out", "")}
+
+
 def write_on_topic(target: Path, report: dict) -> Calibration:
     """Set only the on-topic rule (and its provenance) in the calibration file ``target``; the rest is kept."""
     data = json.loads(target.read_text(encoding="utf-8"))
     calibration = Calibration.from_dict(data, str(target))
-    fitted = {**calibration.fitted, "on_topic": {
-        "by": "training/calibrate.py --on-topic-only", "date": datetime.date.today().isoformat(),
-        "rule": report["rule"], "questions": report["questions"], "report": report.get("out", "")}}
+    fitted = {**calibration.fitted,
+              "on_topic": on_topic_provenance(report, "training/calibrate.py --on-topic-only")}
     updated = replace(calibration, on_topic_rule=on_topic_rule(report), fitted=fitted)
     files.write_atomic(target, (_compact_lists(json.dumps(updated.to_dict(), indent=2)) + "\n").encode("utf-8"))
     return updated
@@ -569,14 +574,14 @@ def fitted_calibration(report: dict, args: argparse.Namespace, model_dir: Path) 
         fitted={"by": "training/calibrate.py", "date": datetime.date.today().isoformat(),
                 "data": f"SQuAD dev open setting ({args.paragraphs} indexed), {report['questions']} questions of "
                         f"{args.questions_file} (seed {args.seed}), asked in {args.variants} ({args.mode} retrieval, "
-                        f"{report.get('reader_passages', DEFAULT_CONFIG.reader_passages)} passages read); "
+                        f"{report['reader_passages']} passages read); "
                         f"{report['candidates']} candidate spans"
                         + ("; whole-list candidates dropped (--no-lists)" if args.no_lists else "")
                         + (f"; {report.get('reworded_questions', 0)} of them asked with a word replaced by a WordNet "
                            f"synonym (--reword {args.reword})" if args.reword else ""),
                 "command": report["on_topic"].get("command", ""),
                 "report": str(args.out),
-                "on_topic": {"rule": report["on_topic"].get("rule", ""), "report": str(args.on_topic_out)}},
+                "on_topic": on_topic_provenance(report["on_topic"], "training/calibrate.py")},
     )
 
 
