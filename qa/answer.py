@@ -20,10 +20,13 @@ from pathlib import Path
 
 from qa.answer_types import (
     TYPE_FEATURES,
+    durations_in_days,
     list_around,
     list_items,
+    numbers_in,
     quantities_disagree,
     question_shape,
+    question_unit_days,
     type_features,
 )
 from qa.calibration import Calibration, calibration_for, sigmoid
@@ -135,14 +138,15 @@ class Candidate:
 
 
 def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder, config: Config,
-               *, complete: bool = True) -> list[Candidate]:
+               *, complete: bool = True, first_rank: int = 1) -> list[Candidate]:
     """Every span the reader proposes in the hits, with the features the confidence model uses.
 
     ``complete=False`` (the answer stage) embeds only the sentences that can change what ``answer_from_hits``
     returns (``_sentences_needed``); the other candidates get ``sentence_dense = -1`` (its lower bound). On
     74 seeds questions that embeds 431 sentences instead of 711, with the same answers, sources and
     suggestions (tests/test_question_path.py compares both). Calibration (training/calibrate.py) needs every
-    feature: the default.
+    feature: the default. ``first_rank``: the retrieval rank of the first hit among those read (the
+    ``log_rank`` feature), above 1 for passages read after the others (``rival_hits``).
     """
     readings = reader.read(question, [h.passage.text for h in hits], top_n=config.reader_spans_per_passage,
                            max_answer_tokens=config.max_answer_tokens)
@@ -151,7 +155,7 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
     word_forms = question_synonyms(question)
     found: list[tuple[int, Hit, Span, float, tuple[int, int]]] = []
     grown: set[int] = set()  # indexes into found of whole lists
-    for rank, (hit, reading) in enumerate(zip(hits, readings, strict=True), start=1):
+    for rank, (hit, reading) in enumerate(zip(hits, readings, strict=True), start=first_rank):
         text = hit.passage.text
         sentences = passage_sentences(text)
         seen: set[tuple[int, int]] = set()
@@ -302,18 +306,52 @@ def _answer(g: _Group, partners: tuple[int, ...] = ()) -> Answer:
 
 
 def answer_from_hits(
-    question: str, hits: list[Hit], reader: Reader, encoder: Encoder, config: Config, k: int
+    question: str, hits: list[Hit], reader: Reader, encoder: Encoder, config: Config, k: int,
+    rival_hits: list[Hit] = (),
 ) -> AnswerSet:
-    """Read the hits, score candidate spans, group equal answers, abstain or flag conflicts."""
+    """Read the hits, score candidate spans, group equal answers, abstain or flag conflicts.
+
+    ``rival_hits``: further passages read only when the best answer is a quantity, to find a source stating a
+    different one (Config.rival_passages); they never change the best answer or its confidence.
+    """
     if not hits:
         return AnswerSet([], True, False, [])
     calibration = answer_calibration(config)
-    scored = sorted(
-        ((calibration.confidence(c.features), c)
-         for c in candidates(question, hits, reader, encoder, config, complete=False)),
-        key=lambda pair: -pair[0],
-    )
+    ranked = _grouped(calibration, candidates(question, hits, reader, encoder, config, complete=False))
+    if not ranked or ranked[0].confidence < calibration.abstain_threshold:
+        suggestions = [_answer(g) for g in ranked[:k] if g.confidence >= config.suggestion_min_confidence]
+        return AnswerSet([], True, False, suggestions)
 
+    # A disagreeing answer counts when its own passage states it: the reader prefers the span to "no answer"
+    # there (margin > 0), and it is shown at all (suggestion_min_confidence). Its confidence is low by
+    # construction (it is not the best answer), so the abstention threshold would hide every conflict. The
+    # best answer itself must pass the abstention threshold (checked above).
+    best = ranked[0]
+    pool = ranked[1:]
+    if rival_hits and (durations_in_days(best.text) or numbers_in(best.text)):
+        known = {answer_key(g.text) for g in ranked}
+        extra = candidates(question, list(rival_hits), reader, encoder, config, complete=False,
+                           first_rank=len(hits) + 1)
+        pool += [g for g in _grouped(calibration, extra) if answer_key(g.text) not in known]
+    unit_days = question_unit_days(question_shape(question))  # "how many days": "18" is 18 days
+    rivals = [
+        g for g in pool
+        if g.features["margin"] > 0 and g.confidence >= config.suggestion_min_confidence
+        and _disagree(best, g, unit_days)
+    ]
+    shown = [best] + [g for g in ranked[1:k] if g.confidence >= config.suggestion_min_confidence]
+    chosen = shown + [g for g in rivals if g not in shown]
+    rival_indexes = tuple(n for n, g in enumerate(chosen) if g in rivals)
+    answers = [
+        _answer(g, rival_indexes if g is best else (0,) if g in rivals else ()) for g in chosen
+    ]
+    return AnswerSet(answers, False, bool(rivals), [])
+
+
+def _grouped(calibration: Calibration, found: list[Candidate]) -> list[_Group]:
+    """Candidates grouped by answer (one group per normalised text, with every article stating it), best
+    confidence first; a sub- or super-span of a better candidate at the same place is dropped."""
+    scored = sorted(((calibration.confidence(c.features), c) for c in found), key=lambda pair: -pair[0])
     groups: dict[str, _Group] = {}
     taken: list[tuple[str, int, int]] = []  # (doc_id, start, end) already used by a better span
     for conf, cand in scored:
@@ -333,33 +371,26 @@ def answer_from_hits(
             groups[key] = _Group(span.text, conf, feats, [src])
         elif all((s.doc_id, s.doc_start) != (src.doc_id, src.doc_start) for s in group.sources):
             group.sources.append(src)
-
-    ranked = sorted(groups.values(), key=lambda g: -g.confidence)
-    if not ranked or ranked[0].confidence < calibration.abstain_threshold:
-        suggestions = [_answer(g) for g in ranked[:k] if g.confidence >= config.suggestion_min_confidence]
-        return AnswerSet([], True, False, suggestions)
-
-    # A disagreeing answer counts when its own passage states it: the reader prefers the span to "no answer"
-    # there (margin > 0), and it is shown at all (suggestion_min_confidence). Its confidence is low by
-    # construction (it is not the best answer), so the abstention threshold would hide every conflict. The
-    # best answer itself must pass the abstention threshold (checked above).
-    best = ranked[0]
-    rivals = [
-        g for g in ranked[1:]
-        if g.features["margin"] > 0 and g.confidence >= config.suggestion_min_confidence and _disagree(best, g)
-    ]
-    shown = [best] + [g for g in ranked[1:k] if g.confidence >= config.suggestion_min_confidence]
-    chosen = shown + [g for g in rivals if g not in shown]
-    rival_indexes = tuple(n for n, g in enumerate(chosen) if g in rivals)
-    answers = [
-        _answer(g, rival_indexes if g is best else (0,) if g in rivals else ()) for g in chosen
-    ]
-    return AnswerSet(answers, False, bool(rivals), [])
+    return sorted(groups.values(), key=lambda g: -g.confidence)
 
 
-def _disagree(a: _Group, b: _Group) -> bool:
+def _disagree(a: _Group, b: _Group, unit_days: float | None = None) -> bool:
     """Answers from different articles that state different quantities ("18 days" vs "three weeks", 80,000 vs
-    94,000): durations are compared in days, counts as numbers (qa.answer_types)."""
+    94,000): durations are compared in days, counts as numbers (qa.answer_types); a bare number counts in the
+    question's unit when it names one (``unit_days``)."""
     docs_a = {s.doc_id for s in a.sources}
     docs_b = {s.doc_id for s in b.sources}
-    return not (docs_a & docs_b) and quantities_disagree(a.text, b.text)
+    return not (docs_a & docs_b) and quantities_disagree(_stated(a), _stated(b), unit_days)
+
+
+_NEXT_WORD = re.compile(r"[\s-]?([A-Za-z]+)")
+
+
+def _stated(g: _Group) -> str:
+    """An answer with the time unit its text stops short of: "18" read from "an 18-day battle" is "18 day",
+    so it is compared as 18 days whatever unit the question counts in."""
+    src = g.sources[0]
+    m = _NEXT_WORD.match(src.passage_text, src.end)
+    if m and numbers_in(g.text) and not durations_in_days(g.text) and durations_in_days("2 " + m.group(1)):
+        return f"{g.text} {m.group(1)}"
+    return g.text

@@ -261,12 +261,33 @@ def list_around(text: str, start: int, end: int, sentence: tuple[int, int]) -> t
     return None
 
 
-def quantities_disagree(a: str, b: str) -> bool:
-    """Two answers state different quantities of the same kind (durations in days, else plain numbers)."""
+def question_unit_days(shape: QuestionShape) -> float | None:
+    """The time unit a "how many days / weeks / years" question counts in, in days; None for other questions.
+    Its bare-number answer ("18") is then a duration ("18 days") that can be compared with "three weeks"."""
+    unit = _unit(shape.head) if shape.kind == "count" and shape.head else None
+    return _TIME_UNITS_DAYS[unit] if unit else None
+
+
+def quantities_disagree(a: str, b: str, unit_days: float | None = None) -> bool:
+    """Two answers state different quantities of the same kind (durations in days, else plain numbers).
+    ``unit_days``: the unit the question counts in (``question_unit_days``), which a bare number takes."""
     da, db = durations_in_days(a), durations_in_days(b)
+    if unit_days is not None:
+        da = da or {round(n * unit_days, 4) for n in numbers_in(a)}
+        db = db or {round(n * unit_days, 4) for n in numbers_in(b)}
     if da and db:
         return not (da & db)
     if da or db:
         return False  # a duration against a bare number: not comparable
     na, nb = numbers_in(a), numbers_in(b)
     return bool(na and nb and not (na & nb))
+
+
+def states_quantity(text: str, shape: QuestionShape) -> bool:
+    """Does a passage state a quantity of the kind the question asks for (a duration for "how long", a number
+    for "how many / much")? Which unread passages may hold a disagreeing answer (Config.rival_passages)."""
+    if shape.kind == "duration":
+        return bool(durations_in_days(text))
+    if shape.kind in ("count", "quantity"):
+        return bool(numbers_in(text) - {1.0} or durations_in_days(text))  # "a"/"one" is in every text
+    return False

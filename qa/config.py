@@ -61,6 +61,11 @@ class Config:
     reader_passages: int = setting(6, "passages read per question", ANSWER_COMMANDS)  # fused passages read
     reader_passages_per_doc: int = 2  # at most this many from one article, so several sources are read
     reader_spans_per_passage: int = 5
+    # Sources that disagree on a quantity are often not among the passages read (a third passage of an article,
+    # or an article ranked low): when the best answer states a number or duration, up to this many further
+    # retrieved passages stating one are read to find a disagreeing answer. They never change the best answer or
+    # its confidence, so the fitted calibration holds; 0 turns the check off.
+    rival_passages: int = 3
     # Also offer the whole list of names around a reader span (qa.answer_types.list_around). Off: fitted on SQuAD,
     # whose answers are rarely lists (7.8% of such candidates right), the confidence model weighs list shape
     # against them, so the lists never win; bench/results/answer_ablation.md.

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from qa import answer
+from qa.answer_types import question_shape, states_quantity
 from qa.config import DEFAULT_CONFIG, Config
 from qa.embed import Encoder
 from qa.index.load import IndexStore, load_index
@@ -117,6 +118,22 @@ class Pipeline:
         from one article."""
         return diverse(hits, self.config.reader_passages, self.config.reader_passages_per_doc)
 
+    def rival_passages(self, question: str, hits: list[Hit], to_read: list[Hit]) -> list[Hit]:
+        """Retrieved but unread passages that state a quantity of the kind the question asks for ("how long":
+        a duration): the reader reads them only when the best answer is a quantity, to find a source that
+        disagrees (Config.rival_passages). Empty for other questions.
+
+        Why: the seeds' battle length is "an 18-day battle" in 004's third-best passage and "three weeks of
+        bitter fighting" in 002's headline, and the passages read (at most two per article) hold one of them.
+        """
+        n = self.config.rival_passages
+        shape = question_shape(question)
+        if n < 1 or shape.kind not in ("duration", "count", "quantity"):
+            return []
+        read = {h.passage.passage_id for h in to_read}
+        pool = [h for h in hits if h.passage.passage_id not in read and states_quantity(h.passage.text, shape)]
+        return self.with_passage_similarity(question, pool[:n])
+
     def with_passage_similarity(self, question: str, to_read: list[Hit]) -> list[Hit]:
         """The hits with their ``dense`` score (the cosine of question and passage vectors) filled in where
         retrieval gave none: every hit of BM25-only mode, and a passage only BM25 found in hybrid mode.
@@ -173,7 +190,8 @@ class Pipeline:
         hits = self.search(question, k=self.search_depth, mode=mode)
         t1 = time.perf_counter()
         to_read = self.with_passage_similarity(question, self.passages_to_read(hits))
-        result = answer.answer_from_hits(question, to_read, self.reader, self.encoder, self.config, k)
+        result = answer.answer_from_hits(question, to_read, self.reader, self.encoder, self.config, k,
+                                         rival_hits=self.rival_passages(question, hits, to_read))
         # The best hit is read first (``diverse``) and its cosine is filled in there: no second encoding.
         topic_hits = [to_read[0], *hits[1:]] if to_read and to_read[0].passage == hits[0].passage else hits
         on_topic = answer.answer_calibration(self.config).on_topic(self.topic_scores(question, topic_hits))
