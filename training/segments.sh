@@ -18,6 +18,8 @@
 #      best on SQuAD with the gold paragraph (dev 1,000 F1 78.5); the curve was flat over epoch 2 (77.4-78.5), so
 #      this segment asks whether a third pass at a lower rate still moves it (it did: dev 1,000 F1 78.5 -> 78.9).
 #   9: 12,694..25,387 (epoch 3 continues), from segment 8.
+#  10: 25,388..31,734, half a segment (6,347 questions, ~30 min alone) so that it ends inside the session that
+#      starts it: a killed segment's resume.pt lives in training/runs/, which a new machine does not keep.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
@@ -35,6 +37,7 @@ case "${1:?segment number}" in
   7) init=training/segments/v3-seg6.safetensors; range=(--offset 63468 --questions 12693 "${epoch2[@]}") ;;
   8) init=training/segments/v3-seg7.safetensors; range=(--offset 0 --questions 12694 "${epoch3[@]}") ;;
   9) init=training/segments/v3-seg8.safetensors; range=(--offset 12694 --questions 12694 "${epoch3[@]}") ;;
+  10) init=training/segments/v3-seg9.safetensors; range=(--offset 25388 --questions 6347 "${epoch3[@]}") ;;
   *) echo "unknown segment $1" >&2; exit 2 ;;
 esac
 out=training/runs/v3-seg$1
