@@ -20,6 +20,7 @@
 #   9: 12,694..25,387 (epoch 3 continues), from segment 8.
 #  10: 25,388..31,734, half a segment (6,347 questions, ~30 min alone) so that it ends inside the session that
 #      starts it: a killed segment's resume.pt lives in training/runs/, which a new machine does not keep.
+#  11: 31,735..38,081, the next half segment of epoch 3, from segment 10.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
@@ -38,6 +39,7 @@ case "${1:?segment number}" in
   8) init=training/segments/v3-seg7.safetensors; range=(--offset 0 --questions 12694 "${epoch3[@]}") ;;
   9) init=training/segments/v3-seg8.safetensors; range=(--offset 12694 --questions 12694 "${epoch3[@]}") ;;
   10) init=training/segments/v3-seg9.safetensors; range=(--offset 25388 --questions 6347 "${epoch3[@]}") ;;
+  11) init=training/segments/v3-seg10.safetensors; range=(--offset 31735 --questions 6347 "${epoch3[@]}") ;;
   *) echo "unknown segment $1" >&2; exit 2 ;;
 esac
 out=training/runs/v3-seg$1
