@@ -27,8 +27,9 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
 common=(--max-len 256 --neg-fraction 0.5 --hard-negative-fraction 0.6)
 epoch1=(--lr 8e-5)
-epoch2=(--lr 5e-5 --epoch-seed 1 --synonym-fraction 0.3 --swap-negative-fraction 0.2)
-epoch3=(--lr 3e-5 --epoch-seed 2 --synonym-fraction 0.3 --swap-negative-fraction 0.2)
+augment=(--synonym-fraction 0.3 --swap-negative-fraction 0.2)  # question augmentation from epoch 2 on
+epoch2=(--lr 5e-5 --epoch-seed 1 "${augment[@]}")
+epoch3=(--lr 3e-5 --epoch-seed 2 "${augment[@]}")
 case "${1:?segment number}" in
   1) init=qa/models/reader/reader.safetensors; range=(--offset 38000 --questions 20000 "${epoch1[@]}") ;;
   2) init=training/segments/v3-seg1.safetensors; range=(--offset 58000 --questions 18161 "${epoch1[@]}") ;;
