@@ -21,7 +21,8 @@
 #  10: 25,388..31,734, half a segment (6,347 questions, ~30 min alone) so that it ends inside the session that
 #      starts it: a killed segment's resume.pt lives in training/runs/, which a new machine does not keep.
 #  11: 31,735..38,081, the next half segment of epoch 3, from segment 10 (dev 1,000 F1 79.2, the best so far).
-#  12 on: the rest of epoch 3 (38,082..76,160) in half segments, each judged through the pipeline with its own fit.
+#  12: 38,082..44,428, 13: 44,429..50,775: the rest of epoch 3 (to 76,160) goes on in half segments like these,
+#      each judged through the pipeline with its own fit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
@@ -42,6 +43,8 @@ case "${1:?segment number}" in
   9) init=training/segments/v3-seg8.safetensors; range=(--offset 12694 --questions 12694 "${epoch3[@]}") ;;
   10) init=training/segments/v3-seg9.safetensors; range=(--offset 25388 --questions 6347 "${epoch3[@]}") ;;
   11) init=training/segments/v3-seg10.safetensors; range=(--offset 31735 --questions 6347 "${epoch3[@]}") ;;
+  12) init=training/segments/v3-seg11.safetensors; range=(--offset 38082 --questions 6347 "${epoch3[@]}") ;;
+  13) init=training/segments/v3-seg12.safetensors; range=(--offset 44429 --questions 6347 "${epoch3[@]}") ;;
   *) echo "unknown segment $1" >&2; exit 2 ;;
 esac
 out=training/runs/v3-seg$1
