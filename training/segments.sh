@@ -47,6 +47,7 @@ case "${1:?segment number}" in
   12) init=training/segments/v3-seg11.safetensors; range=(--offset 38082 --questions 6347 "${epoch3[@]}") ;;
   13) init=training/segments/v3-seg12.safetensors; range=(--offset 44429 --questions 6347 "${epoch3[@]}") ;;
   14) init=training/segments/v3-seg13.safetensors; range=(--offset 50776 --questions 6347 "${epoch3[@]}") ;;
+  15) init=training/segments/v3-seg14.safetensors; range=(--offset 57123 --questions 6347 "${epoch3[@]}") ;;
   *) echo "unknown segment $1" >&2; exit 2 ;;
 esac
 out=training/runs/v3-seg$1
