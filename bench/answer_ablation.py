@@ -40,7 +40,8 @@ SQUAD_METRICS = ("em", "f1", "em_answered", "abstain_rate")
 def overrides(fit: dict) -> dict:
     """Config overrides for a fit: its features, weights, bias and threshold in place of the shipped ones."""
     return {"calibration_features": tuple(fit["features"]), "calibration_weights": tuple(fit["calibration_weights"]),
-            "calibration_bias": fit["calibration_bias"], "abstain_threshold": fit["abstain_threshold"]}
+            "calibration_bias": fit["calibration_bias"], "abstain_threshold": fit["abstain_threshold"],
+            "calibration_spread": (fit.get("spread_weight", 0.0), fit.get("spread_scale", 1.0))}
 
 
 def main() -> None:

@@ -231,8 +231,9 @@ def _sentences_needed(found: list[tuple[int, Hit, Span, float, tuple[int, int]]]
     places = [(hit.passage.doc_id, hit.passage.start + span.start, hit.passage.start + span.end)
               for _, hit, span, _, _ in found]
     may_show = set()
+    spread_term = calibration.spread_weight * calibration.spread(features)  # no sentence_dense in it
     for i, feats in enumerate(features):
-        z = calibration.bias + sum(w * feats[n] for n, w in weights.items() if n != "sentence_dense")
+        z = calibration.bias + spread_term + sum(w * feats[n] for n, w in weights.items() if n != "sentence_dense")
         if sigmoid(z + bound) >= config.suggestion_min_confidence:
             may_show.add(i)
     shown_keys = {keys[i] for i in may_show}
@@ -317,7 +318,9 @@ def answer_from_hits(
     if not hits:
         return AnswerSet([], True, False, [])
     calibration = answer_calibration(config)
-    ranked = _grouped(calibration, candidates(question, hits, reader, encoder, config, complete=False))
+    found = candidates(question, hits, reader, encoder, config, complete=False)
+    spread = calibration.spread([c.features for c in found])
+    ranked = _grouped(calibration, found, spread)
     if not ranked or ranked[0].confidence < calibration.abstain_threshold:
         suggestions = [_answer(g) for g in ranked[:k] if g.confidence >= config.suggestion_min_confidence]
         return AnswerSet([], True, False, suggestions)
@@ -328,16 +331,21 @@ def answer_from_hits(
     # best answer itself must pass the abstention threshold (checked above).
     best = ranked[0]
     pool = ranked[1:]
+    extra: list[Candidate] = []
     if rival_hits and (durations_in_days(best.text) or numbers_in(best.text)):
         known = {answer_key(g.text) for g in ranked}
         extra = candidates(question, list(rival_hits), reader, encoder, config, complete=False,
                            first_rank=len(hits) + 1)
-        pool += [g for g in _grouped(calibration, extra) if answer_key(g.text) not in known]
+        # Rivals are scored among the question's own candidates (its spread), not among themselves.
+        pool += [g for g in _grouped(calibration, extra, spread) if answer_key(g.text) not in known]
     unit_days = question_unit_days(question_shape(question))  # "how many days": "18" is 18 days
+    # A rival is judged as the answer of its own passage (the spread of that passage's candidates alone): among
+    # all the question's candidates it is by construction not the best, and their spread would hide it.
+    alone = _spread_by_passage(calibration, found + extra)
     rivals = [
         g for g in pool
-        if g.features["margin"] > 0 and g.confidence >= config.suggestion_min_confidence
-        and _disagree(best, g, unit_days)
+        if g.features["margin"] > 0 and _disagree(best, g, unit_days)
+        and calibration.confidence(g.features, alone[g.sources[0].passage_id]) >= config.suggestion_min_confidence
     ]
     shown = [best] + [g for g in ranked[1:k] if g.confidence >= config.suggestion_min_confidence]
     chosen = shown + [g for g in rivals if g not in shown]
@@ -348,10 +356,19 @@ def answer_from_hits(
     return AnswerSet(answers, False, bool(rivals), [])
 
 
-def _grouped(calibration: Calibration, found: list[Candidate]) -> list[_Group]:
+def _spread_by_passage(calibration: Calibration, found: list[Candidate]) -> dict[str, float]:
+    """Calibration.spread of each read passage's candidates alone, by passage id."""
+    by_passage: dict[str, list[dict[str, float]]] = {}
+    for c in found:
+        by_passage.setdefault(c.hit.passage.passage_id, []).append(c.features)
+    return {pid: calibration.spread(feats) for pid, feats in by_passage.items()}
+
+
+def _grouped(calibration: Calibration, found: list[Candidate], spread: float) -> list[_Group]:
     """Candidates grouped by answer (one group per normalised text, with every article stating it), best
-    confidence first; a sub- or super-span of a better candidate at the same place is dropped."""
-    scored = sorted(((calibration.confidence(c.features), c) for c in found), key=lambda pair: -pair[0])
+    confidence first; a sub- or super-span of a better candidate at the same place is dropped. ``spread``: the
+    question's (Calibration.spread)."""
+    scored = sorted(((calibration.confidence(c.features, spread), c) for c in found), key=lambda pair: -pair[0])
     groups: dict[str, _Group] = {}
     taken: list[tuple[str, int, int]] = []  # (doc_id, start, end) already used by a better span
     for conf, cand in scored:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -39,7 +39,11 @@ logger = logging.getLogger(__name__)
 
 CALIBRATION_FILE = "calibration.json"
 CALIBRATION_PATH = READER_DIR / CALIBRATION_FILE
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added the candidate spread (spread_weight, spread_scale); version 1 files load without it
+READABLE_VERSIONS = (1, 2)
+# Left out of the candidate spread: the answer stage embeds the sentences of only the candidates that can change
+# its result (qa.answer._sentences_needed), so the spread is computed from what every candidate has before that.
+SPREAD_EXCLUDES = frozenset({"sentence_dense"})
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,15 @@ class OnTopicRule:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Confidence = sigmoid(bias + sum of weight * feature), features matched by name in ``features`` order."""
+    """Confidence = sigmoid(bias + sum of weight * feature + spread_weight * spread), features matched by name in
+    ``features`` order.
+
+    ``spread`` is a property of the question, not of one candidate: log sum over the question's candidates j of
+    exp(spread_scale * r_j), r_j their weighted features (without SPREAD_EXCLUDES). The ranking part says which
+    span is best; the spread says how much the others compete with it: a best span far ahead of the rest is
+    more often right than one of several close ones at the same score (training/calibrate.py --spread, fitted on
+    SQuAD like the weights; spread_weight 0 turns it off).
+    """
 
     features: tuple[str, ...]
     weights: tuple[float, ...]
@@ -81,6 +93,8 @@ class Calibration:
     fitted: Mapping[str, Any] = field(default_factory=dict, compare=False)  # provenance: script, date, data
     # Are the retrieved passages about the question? (None = no rule: any hit counts as on topic)
     on_topic_rule: OnTopicRule | None = None
+    spread_weight: float = 0.0
+    spread_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if len(self.features) != len(self.weights):
@@ -90,10 +104,20 @@ class Calibration:
     def weights_by_name(self) -> dict[str, float]:
         return dict(zip(self.features, self.weights, strict=True))
 
-    def confidence(self, features: Mapping[str, float]) -> float:
-        """The calibrated probability that a candidate with these features is right."""
+    def spread(self, candidates: Sequence[Mapping[str, float]]) -> float:
+        """The spread term of a question from the features of all its candidates (0.0 when not weighed)."""
+        if not self.spread_weight or not candidates:
+            return 0.0
+        weighed = [(n, w) for n, w in zip(self.features, self.weights, strict=True) if n not in SPREAD_EXCLUDES]
+        r = [self.spread_scale * sum(w * f[n] for n, w in weighed) for f in candidates]
+        top = max(r)
+        return top + math.log(sum(math.exp(v - top) for v in r))
+
+    def confidence(self, features: Mapping[str, float], spread: float = 0.0) -> float:
+        """The calibrated probability that a candidate with these features is right, among candidates with this
+        ``spread`` (:meth:`spread`)."""
         z = self.bias + sum(w * features[name] for name, w in zip(self.features, self.weights, strict=True))
-        return sigmoid(z)
+        return sigmoid(z + self.spread_weight * spread)
 
     def on_topic(self, scores: Mapping[str, float] | None) -> bool:
         """Are the retrieved passages about the question? ``scores`` are qa.topic.topic_scores (None: nothing
@@ -106,6 +130,7 @@ class Calibration:
         return {"format_version": FORMAT_VERSION, "features": list(self.features), "weights": list(self.weights),
                 "bias": self.bias, "abstain_threshold": self.abstain_threshold,
                 "reader_sha256": self.reader_sha256,
+                "spread_weight": self.spread_weight, "spread_scale": self.spread_scale,
                 "on_topic": None if self.on_topic_rule is None else self.on_topic_rule.to_dict(),
                 "fitted": dict(self.fitted)}
 
@@ -113,12 +138,14 @@ class Calibration:
     def from_dict(cls, data: Any, source: str = "calibration") -> Calibration:
         """Parse a calibration.json record; ModelLoadError saying what to do when it is not one."""
         try:
-            if data.get("format_version") != FORMAT_VERSION:
-                raise ValueError(f"format_version {data.get('format_version')!r}, expected {FORMAT_VERSION}")
+            if data.get("format_version") not in READABLE_VERSIONS:
+                raise ValueError(f"format_version {data.get('format_version')!r}, expected one of {READABLE_VERSIONS}")
             return cls(features=tuple(str(n) for n in data["features"]),
                        weights=tuple(float(w) for w in data["weights"]), bias=float(data["bias"]),
                        abstain_threshold=float(data["abstain_threshold"]), reader_sha256=data.get("reader_sha256"),
-                       fitted=dict(data.get("fitted") or {}), on_topic_rule=_on_topic_rule(data))
+                       fitted=dict(data.get("fitted") or {}), on_topic_rule=_on_topic_rule(data),
+                       spread_weight=float(data.get("spread_weight", 0.0)),
+                       spread_scale=float(data.get("spread_scale", 1.0)))
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelLoadError(
                 f"{source} is not a valid calibration ({exc}). Restore it with `git checkout -- {source}` or "
@@ -181,6 +208,8 @@ def calibration_for(config: Config, path: Path = CALIBRATION_PATH) -> Calibratio
         "abstain_threshold": config.abstain_threshold,
     }
     overrides = {name: value for name, value in overrides.items() if value is not None}
+    if "weights" in overrides:  # override weights come with their own spread term, or none
+        overrides["spread_weight"], overrides["spread_scale"] = config.calibration_spread or (0.0, 1.0)
     for name in ("features", "weights"):
         if name in overrides:
             overrides[name] = tuple(overrides[name])

@@ -79,6 +79,7 @@ class Config:
     calibration_features: tuple[str, ...] | None = None  # the features the override weights weigh (ablations)
     calibration_weights: tuple[float, ...] | None = None
     calibration_bias: float | None = None
+    calibration_spread: tuple[float, float] | None = None  # (spread_weight, spread_scale) of override weights
     abstain_threshold: float | None = setting(None, "abstain below this confidence (default: the shipped "
                                                     "calibration's, qa/models/reader/calibration.json)",
                                               ANSWER_COMMANDS, kind=float)

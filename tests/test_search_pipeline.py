@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import math
 import tomllib
 from dataclasses import fields, replace
 from pathlib import Path
@@ -172,6 +173,28 @@ def test_config_fields_override_the_shipped_calibration():
     assert (tuned.abstain_threshold, tuned.bias, tuned.weights) == (0.5, -1.0, shipped.weights)
     with pytest.raises(ValueError, match="one weight per feature"):
         calibration_for(Config(calibration_weights=(1.0, 2.0)))
+
+
+def test_the_candidate_spread_lowers_a_best_answer_with_close_rivals():
+    cal = Calibration(features=("margin", "sentence_dense"), weights=(2.0, 1.0), bias=-1.0, abstain_threshold=0.3,
+                      spread_weight=-1.0, spread_scale=0.5)
+    best = {"margin": 2.0, "sentence_dense": 0.5}
+    alone, close = [best, {"margin": -3.0, "sentence_dense": 0.9}], [best, {"margin": 1.9, "sentence_dense": 0.1}]
+    # sentence_dense is left out of the spread (SPREAD_EXCLUDES): log(e^2 + e^-3) and log(e^2 + e^1.9)
+    assert cal.spread(alone) == pytest.approx(math.log(math.exp(2.0) + math.exp(-3.0)))
+    assert cal.spread(close) == pytest.approx(math.log(math.exp(2.0) + math.exp(1.9)))
+    assert cal.confidence(best, cal.spread(close)) < cal.confidence(best, cal.spread(alone))
+    # Ranking within a question is unchanged: the spread is the same for all of its candidates.
+    assert cal.confidence(close[0], 1.3) > cal.confidence(close[1], 1.3)
+    # Off (a format-1 file has no spread) it changes nothing.
+    v1 = {k: v for k, v in cal.to_dict().items() if not k.startswith("spread_")} | {"format_version": 1}
+    old = Calibration.from_dict(v1)
+    assert old.spread(close) == 0.0 and old.confidence(best, 5.0) == cal.confidence(best)
+    assert Calibration.from_dict(json.loads(json.dumps(cal.to_dict()))) == cal
+    # Override weights bring their own spread, or none (an older fit).
+    assert calibration_for(Config(calibration_weights=load_calibration().weights)).spread_weight == 0.0
+    assert calibration_for(Config(calibration_weights=load_calibration().weights,
+                                  calibration_spread=(-1.5, 0.4))).spread_weight == -1.5
 
 
 def test_a_damaged_or_missing_calibration_says_what_to_do(tmp_path, caplog):

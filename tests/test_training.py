@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import math
 import random
 import sys
 from pathlib import Path
@@ -141,3 +142,37 @@ def test_segments_average_tensor_by_tensor_in_their_own_dtype(tmp_path, monkeypa
     with pytest.raises(SystemExit, match="other tensors"):
         average_segments.main([str(a), str(other), "--out", str(out)])
     del sys.modules["average_segments"]
+
+
+def test_the_spread_fit_keeps_the_ranking_and_matches_the_answer_stage(monkeypatch):
+    """training/calibrate.py --spread: on questions where a best candidate followed closely by others is less often
+    right, the fitted spread weight is negative; the best candidate is the same with and without it; and the
+    confidence the fit reports for it is the one qa.calibration computes from the written weights."""
+    monkeypatch.syspath_prepend(str(TRAINING))
+    import calibrate
+
+    from qa.calibration import Calibration
+
+    rng = random.Random(3)
+    rows, features = [], ["margin", "sentence_dense"]
+    for q in range(400):
+        close = q % 2 == 1  # half the questions: three candidates at nearly the best one's score
+        best = rng.uniform(0.0, 4.0)  # a higher best score is more often right, a close field less often
+        right = rng.random() < 1 / (1 + math.exp(-(best - 2.0 + (-1.0 if close else 1.0))))
+        scores = [best] + ([best - rng.uniform(0.0, 0.3) for _ in range(3)] if close else [best - 4.0, best - 5.0])
+        for i, s in enumerate(scores):
+            rows.append({"q": q, "variant": "open", "unanswerable": False, "y": float(right and i == 0),
+                         "x": [s, rng.uniform(-0.1, 0.1)]})
+    plain, *_ = calibrate.fit_confidence(rows, "question", features)
+    w, spread_weight, spread_scale = calibrate.fit_confidence(rows, "question", features, spread=True)
+    assert spread_weight < 0
+    for q in range(0, 400, 37):
+        group = [r for r in rows if r["q"] == q]
+        assert max(group, key=lambda r: w @ [1.0, *r["x"]]) is max(group, key=lambda r: plain @ [1.0, *r["x"]])
+    cal = Calibration(tuple(features), tuple(w[1:]), float(w[0]), 0.5, spread_weight=spread_weight,
+                      spread_scale=spread_scale)
+    tops = calibrate.top_answers(rows, w, (spread_weight, spread_scale), features)
+    group = [r for r in rows if r["q"] == 1]
+    named = [dict(zip(features, r["x"], strict=True)) for r in group]
+    assert tops[1][0] == pytest.approx(max(cal.confidence(f, cal.spread(named)) for f in named))
+    del sys.modules["calibrate"]

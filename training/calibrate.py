@@ -40,7 +40,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from qa import files
-from qa.calibration import CALIBRATION_FILE, Calibration, OnTopicRule, load_calibration, reader_sha256
+from qa.calibration import (
+    CALIBRATION_FILE,
+    SPREAD_EXCLUDES,
+    Calibration,
+    OnTopicRule,
+    load_calibration,
+    reader_sha256,
+)
 from qa.config import DEFAULT_CONFIG
 from qa.index.build import build_index
 from qa.metrics import best_f1, normalize_answer
@@ -154,33 +161,60 @@ def fit_conditional_logit(rows: list[dict], l2: float = 1e-2, iters: int = 100) 
     return np.r_[0.0, w]
 
 
-def fit_confidence(rows: list[dict], ranking: str = "candidate") -> np.ndarray:
-    """Candidate ranking weights with Platt scaling of the top candidate folded in: [bias, *weights]."""
+def _questions(rows: list[dict]) -> dict[tuple[int, str], list[dict]]:
+    """The rows of each question in each setting: the candidates one ``Pipeline.ask`` scores together."""
+    groups: dict[tuple[int, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["q"], r.get("variant", "other_articles" if r["unanswerable"] else "open")), []).append(r)
+    return groups
+
+
+def spread_of(group: list[dict], w: np.ndarray, features: list[str], scale: float = 1.0) -> float:
+    """Calibration.spread over a question's rows: log-sum-exp of scale * their weighted features without
+    SPREAD_EXCLUDES (weights ``w`` = [bias, *weights], the bias left out)."""
+    keep = np.array([n not in SPREAD_EXCLUDES for n in features], dtype=float)
+    r = scale * (np.array([g["x"] for g in group]) @ (w[1:] * keep))
+    return float(r.max() + np.log(np.exp(r - r.max()).sum()))
+
+
+def fit_confidence(rows: list[dict], ranking: str = "candidate", features: list[str] | None = None,
+                   spread: bool = False) -> tuple[np.ndarray, float, float]:
+    """Candidate ranking weights with Platt scaling of the top candidate folded in: ([bias, *weights],
+    spread_weight, spread_scale).
+
+    With ``spread`` the Platt step also weighs the question's candidate spread (qa.calibration.Calibration): the
+    ranking weights say which span is best, the spread how closely the others follow it. Ranking is unchanged
+    (the spread is the same for every candidate of a question); only the confidence of the best one moves.
+    """
     if ranking == "question":
         w = fit_conditional_logit(rows)
     else:
         w = fit_logistic(np.array([[1.0, *r["x"]] for r in rows]), np.array([r["y"] for r in rows]))
-    best: dict[tuple[int, bool], tuple[float, float]] = {}
-    for r in rows:
-        z = float(w[0] + np.dot(w[1:], r["x"]))
-        key = (r["q"], r.get("variant", r["unanswerable"]))
-        if key not in best or z > best[key][0]:
-            best[key] = (z, r["y"])
-    z, y = np.array(list(best.values())).T
-    a0, a1 = fit_logistic(np.c_[np.ones_like(z), z], y)  # confidence = sigmoid(a1 * z + a0)
-    return np.r_[a1 * w[0] + a0, a1 * w[1:]]
+    tops = []
+    for group in _questions(rows).values():
+        z = [float(w[0] + np.dot(w[1:], r["x"])) for r in group]
+        i = int(np.argmax(z))
+        tops.append((z[i], spread_of(group, w, features or []) if spread else 0.0, group[i]["y"]))
+    z, s, y = np.array(tops).T
+    if not spread:
+        a0, a1 = fit_logistic(np.c_[np.ones_like(z), z], y)  # confidence = sigmoid(a1 * z + a0)
+        return np.r_[a1 * w[0] + a0, a1 * w[1:]], 0.0, 1.0
+    a0, a1, a2 = fit_logistic(np.c_[np.ones_like(z), z, s], y)  # confidence = sigmoid(a1 * z + a2 * spread + a0)
+    # Folded: the spread is recomputed from the folded weights, so its scale undoes a1.
+    return np.r_[a1 * w[0] + a0, a1 * w[1:]], float(a2), float(1 / a1)
 
 
-def top_answers(rows: list[dict], w: np.ndarray) -> list[tuple[float, float, str]]:
-    """(confidence, correct, variant) of the best candidate of each question in each setting."""
-    best: dict[tuple[int, str], tuple[float, float, str]] = {}
-    for r in rows:
-        conf = float(1 / (1 + np.exp(-(w[0] + np.dot(w[1:], r["x"])))))
-        variant = r.get("variant", "other_articles" if r["unanswerable"] else "open")
-        key = (r["q"], variant)
-        if key not in best or conf > best[key][0]:
-            best[key] = (conf, r["y"], variant)
-    return list(best.values())
+def top_answers(rows: list[dict], w: np.ndarray, spread: tuple[float, float] = (0.0, 1.0),
+                features: list[str] | None = None) -> list[tuple[float, float, str]]:
+    """(confidence, correct, variant) of the best candidate of each question in each setting; ``spread`` =
+    (spread_weight, spread_scale) of the fit."""
+    out = []
+    for (_, variant), group in _questions(rows).items():
+        term = spread[0] * spread_of(group, w, features or [], spread[1]) if spread[0] else 0.0
+        confs = [float(1 / (1 + np.exp(-(w[0] + np.dot(w[1:], r["x"]) + term)))) for r in group]
+        i = int(np.argmax(confs))
+        out.append((confs[i], group[i]["y"], variant))
+    return out
 
 
 def reliability(tops: list[tuple[float, float, bool]], bins: int = 10) -> list[dict]:
@@ -455,6 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ranking", choices=("candidate", "question"), default="candidate",
                    help="rank candidates by a per-candidate logistic fit (shipped) or a per-question conditional "
                         "logit (an ablation, bench/results/answer_ablation.md)")
+    p.add_argument("--spread", action="store_true",
+                   help="also weigh how closely the other candidates follow the best one (the question's candidate "
+                        "spread, qa.calibration.Calibration) in the confidence")
     p.add_argument("--list-answers", action="store_true",
                    help="collect with the whole-list candidates on (Config.list_answers; for the ablation)")
     p.add_argument("--no-lists", action="store_true",
@@ -511,11 +548,11 @@ def main(argv: list[str] | None = None) -> int:
     fit_q = {i for i in range(len(qs)) if i % 2 == 0}
     train = [r for r in rows if r["q"] in fit_q]
     held = [r for r in rows if r["q"] not in fit_q]
-    w = fit_confidence(train, args.ranking)
-    tops = top_answers(held, w)
+    w, *spread_half = fit_confidence(train, args.ranking, features, args.spread)
+    tops = top_answers(held, w, tuple(spread_half), features)
     threshold, grid = choose_threshold(tops)
     # Final weights: refit on all questions (the held-out half has done its job of checking calibration).
-    w_all = fit_confidence(rows, args.ranking)
+    w_all, spread_weight, spread_scale = fit_confidence(rows, args.ranking, features, args.spread)
     answerable = [t for t in tops if t[2] == "open"]
     report = {
         "questions": len(qs),
@@ -525,11 +562,17 @@ def main(argv: list[str] | None = None) -> int:
         "weights_half": [round(float(v), 4) for v in w],
         "calibration_bias": round(float(w_all[0]), 4),
         "calibration_weights": [round(float(v), 4) for v in w_all[1:]],
+        "spread_weight": round(spread_weight, 4),
+        "spread_scale": round(spread_scale, 4),
         "abstain_threshold": threshold,
         "heldout_reliability_top_answer": reliability(tops),
         "heldout_reliability_by_variant": {v: reliability([t for t in tops if t[2] == v])
                                            for v in sorted({t[2] for t in tops})},
         "heldout_top1_correct_answerable": round(float(np.mean([t[1] for t in answerable])), 3),
+        # At the chosen threshold, answerable held-out questions: answered with the right span / abstained.
+        "heldout_answered_right_answerable": round(
+            float(np.mean([c >= threshold and y == 1 for c, y, _ in answerable])), 3),
+        "heldout_abstained_answerable": round(float(np.mean([c < threshold for c, _, _ in answerable])), 3),
         "reworded_questions": len({r["q"] for r in rows if r.get("reworded")}),
         "threshold_grid": grid,
         "on_topic": {k: v for k, v in on_topic.items() if k != "scores"},
@@ -537,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(r.get("reworded") for r in held):  # is the fit as reliable on reworded questions as on the rest?
         for name, sel in (("as_written", False), ("reworded", True)):
             report[f"heldout_reliability_{name}"] = reliability(
-                top_answers([r for r in held if r.get("reworded", False) == sel], w))
+                top_answers([r for r in held if r.get("reworded", False) == sel], w, tuple(spread_half), features))
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "threshold_grid"}, indent=2))
     if args.write:
@@ -570,6 +613,7 @@ def fitted_calibration(report: dict, args: argparse.Namespace, model_dir: Path) 
     return Calibration(
         features=tuple(report["features"]), weights=tuple(report["calibration_weights"]),
         bias=report["calibration_bias"], abstain_threshold=report["abstain_threshold"],
+        spread_weight=report.get("spread_weight", 0.0), spread_scale=report.get("spread_scale", 1.0),
         reader_sha256=reader_sha256(model_dir), on_topic_rule=on_topic_rule(report["on_topic"]),
         fitted={"by": "training/calibrate.py", "date": datetime.date.today().isoformat(),
                 "data": f"SQuAD dev open setting ({args.paragraphs} indexed), {report['questions']} questions of "

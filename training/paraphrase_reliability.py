@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, features in (("synonym_overlap (shipped features)", SHIPPED), ("sentence_overlap (before)", BEFORE)):
         for r in rows:
             r["x"] = [r["features"][n] for n in features]
-        w = calibrate.fit_confidence([r for r in rows if r["q"] % 2 == 0], "question")  # the half-fit
+        w, *_ = calibrate.fit_confidence([r for r in rows if r["q"] % 2 == 0], "question")  # the half-fit (no spread)
         best: dict[int, tuple[float, float]] = {}
         for r in rows:
             if r["q"] % 2 and r["variant"] == "open":
