@@ -127,10 +127,11 @@ class Calibration:
         return self.on_topic_rule is None or self.on_topic_rule.applies(scores)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format_version": FORMAT_VERSION, "features": list(self.features), "weights": list(self.weights),
-                "bias": self.bias, "abstain_threshold": self.abstain_threshold,
-                "reader_sha256": self.reader_sha256,
-                "spread_weight": self.spread_weight, "spread_scale": self.spread_scale,
+        # Without a spread the record is a format-1 one, readable by qa versions before the spread existed.
+        spread = {"spread_weight": self.spread_weight, "spread_scale": self.spread_scale} if self.spread_weight else {}
+        return {"format_version": FORMAT_VERSION if spread else 1, "features": list(self.features),
+                "weights": list(self.weights), "bias": self.bias, "abstain_threshold": self.abstain_threshold,
+                "reader_sha256": self.reader_sha256, **spread,
                 "on_topic": None if self.on_topic_rule is None else self.on_topic_rule.to_dict(),
                 "fitted": dict(self.fitted)}
 

@@ -187,9 +187,11 @@ def test_the_candidate_spread_lowers_a_best_answer_with_close_rivals():
     # Ranking within a question is unchanged: the spread is the same for all of its candidates.
     assert cal.confidence(close[0], 1.3) > cal.confidence(close[1], 1.3)
     # Off (a format-1 file has no spread) it changes nothing.
+    assert cal.to_dict()["format_version"] == 2
     v1 = {k: v for k, v in cal.to_dict().items() if not k.startswith("spread_")} | {"format_version": 1}
     old = Calibration.from_dict(v1)
     assert old.spread(close) == 0.0 and old.confidence(best, 5.0) == cal.confidence(best)
+    assert old.to_dict() == v1  # no spread: written as format 1, as before the spread existed
     assert Calibration.from_dict(json.loads(json.dumps(cal.to_dict()))) == cal
     # Override weights bring their own spread, or none (an older fit).
     assert calibration_for(Config(calibration_weights=load_calibration().weights)).spread_weight == 0.0
