@@ -40,14 +40,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from qa import files
-from qa.calibration import (
-    CALIBRATION_FILE,
-    SPREAD_EXCLUDES,
-    Calibration,
-    OnTopicRule,
-    load_calibration,
-    reader_sha256,
-)
+from qa.calibration import CALIBRATION_FILE, Calibration, OnTopicRule, load_calibration, reader_sha256
 from qa.config import DEFAULT_CONFIG
 from qa.index.build import build_index
 from qa.metrics import best_f1, normalize_answer
@@ -170,11 +163,11 @@ def _questions(rows: list[dict]) -> dict[tuple[int, str], list[dict]]:
 
 
 def spread_of(group: list[dict], w: np.ndarray, features: list[str], scale: float = 1.0) -> float:
-    """Calibration.spread over a question's rows: log-sum-exp of scale * their weighted features without
-    SPREAD_EXCLUDES (weights ``w`` = [bias, *weights], the bias left out)."""
-    keep = np.array([n not in SPREAD_EXCLUDES for n in features], dtype=float)
-    r = scale * (np.array([g["x"] for g in group]) @ (w[1:] * keep))
-    return float(r.max() + np.log(np.exp(r - r.max()).sum()))
+    """The answer stage's own Calibration.spread over a question's rows, for weights ``w`` = [bias, *weights]
+    (spread_weight 1 only switches the computation on; the fit decides the real weight)."""
+    calibration = Calibration(tuple(features), tuple(float(v) for v in w[1:]), float(w[0]), 0.0,
+                              spread_weight=1.0, spread_scale=scale)
+    return calibration.spread([dict(zip(features, g["x"], strict=True)) for g in group])
 
 
 def fit_confidence(rows: list[dict], ranking: str = "candidate", features: list[str] | None = None,
