@@ -5,8 +5,10 @@ margin, its span probability, the passage's dense similarity and fused rank, the
 sentence holding the span to the question, how many of the question's words that sentence repeats or replaces
 by a close synonym, and whether the span has the shape the question asks for: qa.answer_types). Its weights
 are fitted on SQuAD dev questions in the open setting plus their unanswerable variants (training/calibrate.py)
-and shipped beside the reader (qa.calibration), so that "0.8" means right about 80% of the time. Below the
-calibration's abstention threshold (which Config.abstain_threshold may override) we abstain.
+and shipped beside the reader (qa.calibration), so that "0.8" means right about 80% of the time; the question's
+candidate spread (how closely the other candidates follow the best one) lowers it. Below the calibration's
+abstention threshold (which Config.abstain_threshold may override) we abstain, unless the question asks for a
+quantity and disagreeing sources together pass it (answer_from_hits: then every side is shown).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from qa.answer_types import (
+    QUANTITY_KINDS,
     TYPE_FEATURES,
     durations_in_days,
     list_around,
@@ -29,7 +32,7 @@ from qa.answer_types import (
     question_unit_days,
     type_features,
 )
-from qa.calibration import Calibration, calibration_for, sigmoid
+from qa.calibration import Calibration, calibration_for, sides_confidence, sigmoid
 from qa.config import Config
 from qa.embed import Encoder
 from qa.errors import ModelLoadError
@@ -143,8 +146,9 @@ def candidates(question: str, hits: list[Hit], reader: Reader, encoder: Encoder,
 
     ``complete=False`` (the answer stage) embeds only the sentences that can change what ``answer_from_hits``
     returns (``_sentences_needed``); the other candidates get ``sentence_dense = -1`` (its lower bound). On
-    74 seeds questions that embeds 431 sentences instead of 711, with the same answers, sources and
-    suggestions (tests/test_question_path.py compares both). Calibration (training/calibrate.py) needs every
+    the 83 questions of the three seeds sets that embeds 143 sentences instead of 749 (with the candidate spread,
+    which lowers most confidences), with the same answers, sources and suggestions (tests/test_question_path.py
+    compares both). Calibration (training/calibrate.py) needs every
     feature: the default. ``first_rank``: the retrieval rank of the first hit among those read (the
     ``log_rank`` feature), above 1 for passages read after the others (``rival_hits``).
     """
@@ -217,7 +221,8 @@ def _sentences_needed(found: list[tuple[int, Hit, Span, float, tuple[int, int]]]
     """The candidates whose sentence similarity can change the answer stage's result.
 
     Only groups whose best candidate reaches ``suggestion_min_confidence`` are ever shown, and a candidate's
-    confidence cannot exceed its value with the largest possible sentence term (cosine 1). The others
+    confidence cannot exceed its value with the largest possible sentence term (cosine 1) and the question's
+    candidate spread (or its passage's, when smaller, for a span that can be a disagreeing side). The others
     (``low``) matter only through the shown groups: as further sources of an answer with the same key, or by
     hiding such a source (an overlapping span taken first). So the needed candidates are those that may reach
     the threshold, every candidate sharing a key with one of them, and, transitively, every candidate whose
@@ -231,8 +236,16 @@ def _sentences_needed(found: list[tuple[int, Hit, Span, float, tuple[int, int]]]
     places = [(hit.passage.doc_id, hit.passage.start + span.start, hit.passage.start + span.end)
               for _, hit, span, _, _ in found]
     may_show = set()
-    spread_term = calibration.spread_weight * calibration.spread(features)  # no sentence_dense in it
-    for i, feats in enumerate(features):
+    # The spread has no sentence_dense in it. A candidate is shown with the question's spread or, as a disagreeing
+    # side (a span stating a quantity), with its own passage's (answer_from_hits): the larger term bounds both.
+    question_term = calibration.spread_weight * calibration.spread(features)
+    by_passage: dict[str, list[dict[str, float]]] = {}
+    for (_, hit, _, _, _), feats in zip(found, features, strict=True):
+        by_passage.setdefault(hit.passage.passage_id, []).append(feats)
+    passage_term = {pid: calibration.spread_weight * calibration.spread(feats) for pid, feats in by_passage.items()}
+    for i, ((_, hit, span, _, _), feats) in enumerate(zip(found, features, strict=True)):
+        side = bool(numbers_in(span.text) or durations_in_days(span.text))
+        spread_term = max(question_term, passage_term[hit.passage.passage_id]) if side else question_term
         z = calibration.bias + spread_term + sum(w * feats[n] for n, w in weights.items() if n != "sentence_dense")
         if sigmoid(z + bound) >= config.suggestion_min_confidence:
             may_show.add(i)
@@ -301,8 +314,11 @@ class AnswerSet:
     suggestions: list[Answer]  # when abstained: the best candidates anyway, below the threshold
 
 
-def _answer(g: _Group, partners: tuple[int, ...] = ()) -> Answer:
-    return Answer(g.text, round(g.confidence, 4), tuple(g.sources), {**g.features, "confidence": g.confidence},
+def _answer(g: _Group, partners: tuple[int, ...] = (), confidence: float | None = None) -> Answer:
+    """An answer of group ``g``, with ``confidence`` in place of the group's when given (a conflict's rival side,
+    scored as the answer of its own passage)."""
+    confidence = g.confidence if confidence is None else confidence
+    return Answer(g.text, round(confidence, 4), tuple(g.sources), {**g.features, "confidence": confidence},
                   partners)
 
 
@@ -314,6 +330,11 @@ def answer_from_hits(
 
     ``rival_hits``: further passages read only when the best answer is a quantity, to find a source stating a
     different one (Config.rival_passages); they never change the best answer or its confidence.
+
+    A quantity question whose sources disagree is answered with every side when the sides together pass the
+    abstention threshold (qa.calibration.sides_confidence), even if the best side alone does not: the
+    disagreement is what is shown, and with the candidate spread in the confidence a best answer with a rival is
+    by construction less sure than one alone.
     """
     if not hits:
         return AnswerSet([], True, False, [])
@@ -321,39 +342,53 @@ def answer_from_hits(
     found = candidates(question, hits, reader, encoder, config, complete=False)
     spread = calibration.spread([c.features for c in found])
     ranked = _grouped(calibration, found, spread)
-    if not ranked or ranked[0].confidence < calibration.abstain_threshold:
-        suggestions = [_answer(g) for g in ranked[:k] if g.confidence >= config.suggestion_min_confidence]
-        return AnswerSet([], True, False, suggestions)
+    if not ranked:
+        return AnswerSet([], True, False, [])
+    best = ranked[0]
+    quantity = bool(durations_in_days(best.text) or numbers_in(best.text))
+    unsure = best.confidence < calibration.abstain_threshold
+    if unsure and not (quantity and question_shape(question).kind in QUANTITY_KINDS
+                       and best.confidence >= config.suggestion_min_confidence):
+        return _abstention(ranked, k, config)
 
     # A disagreeing answer counts when its own passage states it: the reader prefers the span to "no answer"
     # there (margin > 0), and it is shown at all (suggestion_min_confidence). Its confidence is low by
-    # construction (it is not the best answer), so the abstention threshold would hide every conflict. The
-    # best answer itself must pass the abstention threshold (checked above).
-    best = ranked[0]
+    # construction (it is not the best answer), so the abstention threshold would hide every conflict.
     pool = ranked[1:]
     extra: list[Candidate] = []
-    if rival_hits and (durations_in_days(best.text) or numbers_in(best.text)):
+    if rival_hits and quantity:
         known = {answer_key(g.text) for g in ranked}
         extra = candidates(question, list(rival_hits), reader, encoder, config, complete=False,
                            first_rank=len(hits) + 1)
         # Rivals are scored among the question's own candidates (its spread), not among themselves.
         pool += [g for g in _grouped(calibration, extra, spread) if answer_key(g.text) not in known]
     unit_days = question_unit_days(question_shape(question))  # "how many days": "18" is 18 days
-    # A rival is judged as the answer of its own passage (the spread of that passage's candidates alone): among
-    # all the question's candidates it is by construction not the best, and their spread would hide it.
+    # A rival is judged, and shown, as the answer of its own passage (the spread of that passage's candidates
+    # alone): among all the question's candidates it is by construction not the best, and their spread would
+    # hide it.
     alone = _spread_by_passage(calibration, found + extra)
+    own = {id(g): calibration.confidence(g.features, alone[g.sources[0].passage_id]) for g in pool}
     rivals = [
         g for g in pool
-        if g.features["margin"] > 0 and _disagree(best, g, unit_days)
-        and calibration.confidence(g.features, alone[g.sources[0].passage_id]) >= config.suggestion_min_confidence
+        if g.features["margin"] > 0 and _disagree(best, g, unit_days) and own[id(g)] >= config.suggestion_min_confidence
     ]
-    shown = [best] + [g for g in ranked[1:k] if g.confidence >= config.suggestion_min_confidence]
-    chosen = shown + [g for g in rivals if g not in shown]
+    if unsure and sides_confidence([best.confidence, *(own[id(g)] for g in rivals)]) < calibration.abstain_threshold:
+        return _abstention(ranked, k, config)
+    # The disagreeing sides right after the best answer, then the other answers shown.
+    others = [g for g in ranked[1:k] if g.confidence >= config.suggestion_min_confidence and g not in rivals]
+    chosen = [best, *rivals, *others]
     rival_indexes = tuple(n for n, g in enumerate(chosen) if g in rivals)
     answers = [
-        _answer(g, rival_indexes if g is best else (0,) if g in rivals else ()) for g in chosen
+        _answer(g, rival_indexes) if g is best else _answer(g, (0,), own[id(g)]) if g in rivals else _answer(g)
+        for g in chosen
     ]
     return AnswerSet(answers, False, bool(rivals), [])
+
+
+def _abstention(ranked: list[_Group], k: int, config: Config) -> AnswerSet:
+    """No answer; the best candidates that reach ``suggestion_min_confidence`` as suggestions."""
+    shown = [_answer(g) for g in ranked[:k] if g.confidence >= config.suggestion_min_confidence]
+    return AnswerSet([], True, False, shown)
 
 
 def _spread_by_passage(calibration: Calibration, found: list[Candidate]) -> dict[str, float]:

@@ -191,6 +191,8 @@ def span_shape(text: str) -> dict[str, float]:
 # Feature names added to the confidence model (qa.answer.FEATURES) by ``type_features``.
 TYPE_FEATURES = ("type_match", "type_mismatch", "list_match", "number_match", "number_mismatch")
 _NUMBER_KINDS = frozenset({"duration", "count", "quantity", "date"})
+# The kinds whose answers are quantities that sources can disagree on ("how long / many / much"; not dates).
+QUANTITY_KINDS = frozenset({"duration", "count", "quantity"})
 
 
 def type_features(shape: QuestionShape, span: str, sentence: str = "") -> dict[str, float]:

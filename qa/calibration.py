@@ -164,6 +164,13 @@ def _on_topic_rule(data: Mapping[str, Any]) -> OnTopicRule | None:
     return None
 
 
+def sides_confidence(confidences: Sequence[float]) -> float:
+    """The chance that at least one side of a disagreement is right, each side's confidence taken as independent:
+    1 - prod(1 - c) (one side: its own confidence). The answer stage shows every side of a disagreement on a
+    quantity, so it answers when this passes the abstention threshold (qa.answer.answer_from_hits)."""
+    return 1.0 - math.prod(1.0 - c for c in confidences)
+
+
 def sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from qa import answer
-from qa.answer_types import question_shape, states_quantity
+from qa.answer_types import QUANTITY_KINDS, question_shape, states_quantity
 from qa.config import DEFAULT_CONFIG, Config
 from qa.embed import Encoder
 from qa.index.load import IndexStore, load_index
@@ -128,7 +128,7 @@ class Pipeline:
         """
         n = self.config.rival_passages
         shape = question_shape(question)
-        if n < 1 or shape.kind not in ("duration", "count", "quantity"):
+        if n < 1 or shape.kind not in QUANTITY_KINDS:
             return []
         read = {h.passage.passage_id for h in to_read}
         pool = [h for h in hits if h.passage.passage_id not in read and states_quantity(h.passage.text, shape)]

@@ -99,7 +99,9 @@ class Source:
 @dataclass(frozen=True)
 class Answer:
     text: str
-    confidence: float  # calibrated probability in [0, 1] that the answer is right
+    # Calibrated probability in [0, 1] that the answer is right; for a disagreeing side of a conflict (an answer
+    # the best one ``conflicts_with``), that it is right as the answer of its own passage (qa.answer).
+    confidence: float
     sources: tuple[Source, ...]
     scores: dict[str, float] = field(default_factory=dict)  # reader span / no-answer / retrieval scores
     conflicts_with: tuple[int, ...] = ()  # indexes into Response.answers of answers this one disagrees with

@@ -82,7 +82,9 @@ def test_the_pipeline_steps_are_what_ask_reads(pipeline):
     assert len(to_read) == pipeline.config.reader_passages
     found = pipeline.candidates(question, to_read)
     assert found and all(c.features["sentence_dense"] > -1.0 for c in found)  # every feature is computed
-    best = max(calibration_for(pipeline.config).confidence(c.features) for c in found)
+    calibration = calibration_for(pipeline.config)
+    spread = calibration.spread([c.features for c in found])  # the question's candidate spread
+    best = max(calibration.confidence(c.features, spread) for c in found)
     res = pipeline.ask(question)
     shown = res.answers or res.suggestions
     assert shown and shown[0].confidence == round(best, 4)
@@ -160,11 +162,37 @@ def test_the_battle_length_disagreement_is_shown_with_both_sources(pipeline):
     assert {(21, "002"), (18, "004")} <= stated, [(a.text, a.sources[0].doc_id) for a in sides]
     read = pipeline.passages_to_read(pipeline.search(res.question, k=pipeline.search_depth))
     assert not any("18-day" in h.passage.text for h in read)  # 004's side is only in a rival passage
-    # Off, the same question shows one side only: the check is what finds the other.
+    # Off, the same question shows one side only (answered, or a low-confidence candidate): the check is what
+    # finds the other.
     alone = pipeline.with_config(rival_passages=0).ask(res.question)
-    assert not alone.conflict and alone.answers[0].text == best.text
+    assert not alone.conflict and (alone.answers or alone.suggestions)[0].text == best.text
     who = "Who backed the rebels?"  # not a quantity question: nothing more is read
     assert pipeline.rival_passages(who, pipeline.search(who, k=pipeline.search_depth), []) == []
+
+
+def test_disagreeing_sides_are_answered_together_when_together_they_pass_the_threshold(pipeline):
+    """A quantity question whose sources disagree is answered with both sides when 1 - (1 - best)(1 - rival)
+    reaches the threshold, even if the best side alone does not; below that it abstains. The thresholds are
+    set around the real confidences of the battle-length question, so this holds for any fitted calibration."""
+    from qa.calibration import sides_confidence
+
+    assert sides_confidence([0.4]) == pytest.approx(0.4)
+    assert sides_confidence([0.2, 0.3]) == pytest.approx(1 - 0.8 * 0.7)
+    question = "How long was the fight for Qusayr?"
+    free = pipeline.with_config(abstain_threshold=0.0).ask(question)
+    assert free.conflict
+    best = free.answers[0]
+    sides = [best.confidence] + [free.answers[i].confidence for i in best.conflicts_with]
+    together = sides_confidence(sides)
+    assert together > best.confidence
+    between = pipeline.with_config(abstain_threshold=(best.confidence + together) / 2).ask(question)
+    assert not between.abstained and between.conflict and between.answers[0].text == best.text
+    assert [a.confidence for a in between.answers] == [a.confidence for a in free.answers]
+    above = pipeline.with_config(abstain_threshold=min(0.99, together + 0.01)).ask(question)
+    assert above.abstained and not above.answers and above.suggestions[0].text == best.text
+    who = "Who backed the rebels?"  # not a quantity question: its best answer alone decides
+    weak = pipeline.ask(who).answers[0].confidence
+    assert pipeline.with_config(abstain_threshold=min(0.99, weak + 0.01)).ask(who).abstained
 
 
 def test_config_fields_override_the_shipped_calibration():
