@@ -32,6 +32,8 @@ DETAILS = (  # (results name, section title)
     ("answer_ablation_seg11_1000", "Answer-stage ablation: reader v3 segment 11 on 1,000 SQuAD open questions"),
     ("answer_ablation_seg13_1000", "Answer-stage ablation: reader v3 segment 13 on 1,000 SQuAD open questions"),
     ("answer_ablation_spread_1000", "Answer-stage ablation: the candidate spread in the confidence"),
+    ("answer_ablation_sides_1000",
+     "Answer-stage ablation: the candidate spread shipped, disagreeing sides answered together"),
     ("answer_ablation_densefix", "Answer-stage ablation: every read passage's dense score; WordNet head-noun types"),
     ("answer_ablation_lists", "Answer-stage ablation: a list of names cut before its end completed"),
     ("answer_ablation_types", "Answer-stage ablation: answer types in the confidence fit"),

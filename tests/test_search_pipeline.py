@@ -125,8 +125,9 @@ def test_the_shipped_calibration_is_the_fit_config_used_to_hold():
     assert set(shipped.features) <= set(FEATURES)
     assert shipped.features == ("margin", "log_prob", "dense", "log_rank", "sentence_dense", "log_support",
                                 "synonym_overlap", "number_match", "number_mismatch")
-    assert shipped.weights == (0.2484, -0.0883, 3.6247, -0.4213, 0.5584, 0.4825, 2.7506, 0.2491, -0.4479)
-    assert (shipped.bias, shipped.abstain_threshold) == (-5.3995, 0.31)
+    assert shipped.weights == (0.5614, -0.1995, 8.1922, -0.9521, 1.262, 1.0904, 6.2165, 0.563, -1.0122)
+    assert (shipped.bias, shipped.abstain_threshold) == (-1.0623, 0.29)
+    assert (shipped.spread_weight, shipped.spread_scale) == (-1.9125, 0.3601)  # training/calibrate.py --spread
     assert shipped.on_topic_rule == OnTopicRule(("top_dense", "coverage"), (16.2859, 9.1601), -12.0794)  # on_topic.md
     meta = json.loads((CALIBRATION_PATH.parent / "reader.json").read_text())
     assert shipped.reader_sha256 == meta["sha256"]["reader.onnx"]
