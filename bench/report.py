@@ -46,6 +46,7 @@ DETAILS = (  # (results name, section title)
     ("index_footprint", "Index build cost, size and memory"),
     ("ask_threads", "Ask latency by reader threading"),
     ("ask_threads_rivals", "Ask latency with the rival-passage check"),
+    ("ask_threads_spread", "Ask latency with the candidate spread and the sides rule"),
     ("scale", "Scale: index types from 10k to 1M passages"),
     ("embed_speed", "Embedding speed: fp32 vs int8"),
     ("ray_build", "Distributed builds on Ray"),
