@@ -329,7 +329,8 @@ def answer_from_hits(
     """Read the hits, score candidate spans, group equal answers, abstain or flag conflicts.
 
     ``rival_hits``: further passages read only when the best answer is a quantity, to find a source stating a
-    different one (Config.rival_passages); they never change the best answer or its confidence.
+    different one (Config.rival_passages); they never change the best answer or its confidence, only (through
+    the sides rule below) whether it is shown.
 
     A quantity question whose sources disagree is answered with every side when the sides together pass the
     abstention threshold (qa.calibration.sides_confidence), even if the best side alone does not: the
