@@ -27,13 +27,13 @@ from qa.answer_types import (
     list_around,
     list_items,
     numbers_in,
-    quantities_disagree,
     question_shape,
     question_unit_days,
     type_features,
 )
 from qa.calibration import Calibration, calibration_for, sides_confidence, sigmoid
 from qa.config import Config
+from qa.conflicts import disagree
 from qa.embed import Encoder
 from qa.errors import ModelLoadError
 from qa.index.lexical import skeleton, tokenize, words
@@ -371,7 +371,7 @@ def answer_from_hits(
     own = {id(g): calibration.confidence(g.features, alone[g.sources[0].passage_id]) for g in pool}
     rivals = [
         g for g in pool
-        if g.features["margin"] > 0 and _disagree(best, g, unit_days) and own[id(g)] >= config.suggestion_min_confidence
+        if g.features["margin"] > 0 and disagree(best, g, unit_days) and own[id(g)] >= config.suggestion_min_confidence
     ]
     if unsure and sides_confidence([best.confidence, *(own[id(g)] for g in rivals)]) < calibration.abstain_threshold:
         return _abstention(ranked, k, config)
@@ -425,25 +425,3 @@ def _grouped(calibration: Calibration, found: list[Candidate], spread: float) ->
         elif all((s.doc_id, s.doc_start) != (src.doc_id, src.doc_start) for s in group.sources):
             group.sources.append(src)
     return sorted(groups.values(), key=lambda g: -g.confidence)
-
-
-def _disagree(a: _Group, b: _Group, unit_days: float | None = None) -> bool:
-    """Answers from different articles that state different quantities ("18 days" vs "three weeks", 80,000 vs
-    94,000): durations are compared in days, counts as numbers (qa.answer_types); a bare number counts in the
-    question's unit when it names one (``unit_days``)."""
-    docs_a = {s.doc_id for s in a.sources}
-    docs_b = {s.doc_id for s in b.sources}
-    return not (docs_a & docs_b) and quantities_disagree(_stated(a), _stated(b), unit_days)
-
-
-_NEXT_WORD = re.compile(r"[\s-]?([A-Za-z]+)")
-
-
-def _stated(g: _Group) -> str:
-    """An answer with the time unit its text stops short of: "18" read from "an 18-day battle" is "18 day",
-    so it is compared as 18 days whatever unit the question counts in."""
-    src = g.sources[0]
-    m = _NEXT_WORD.match(src.passage_text, src.end)
-    if m and numbers_in(g.text) and not durations_in_days(g.text) and durations_in_days("2 " + m.group(1)):
-        return f"{g.text} {m.group(1)}"
-    return g.text

@@ -91,36 +91,36 @@ def _group(text: str, doc: str):
 
 
 def test_sources_disagree_on_durations_in_words_and_on_counts_but_not_across_kinds():
-    from qa.answer import _disagree
+    from qa.conflicts import disagree
 
     # seeds/004 "an 18-day battle" vs seeds/002 "three weeks of bitter fighting": 18 vs 21 days
-    assert _disagree(_group("18-day", "004.txt"), _group("three weeks", "002.txt"))
-    assert not _disagree(_group("18-day", "004.txt"), _group("18 days", "002.txt"))
-    assert _disagree(_group("80,000", "002.txt"), _group("94,000", "004.txt"))
-    assert not _disagree(_group("80,000", "002.txt"), _group("94,000", "002.txt"))  # one article: no conflict
-    assert not _disagree(_group("three weeks", "002.txt"), _group("80,000", "004.txt"))
-    assert not _disagree(_group("Aleppo", "002.txt"), _group("Homs", "004.txt"))  # names are not quantities
+    assert disagree(_group("18-day", "004.txt"), _group("three weeks", "002.txt"))
+    assert not disagree(_group("18-day", "004.txt"), _group("18 days", "002.txt"))
+    assert disagree(_group("80,000", "002.txt"), _group("94,000", "004.txt"))
+    assert not disagree(_group("80,000", "002.txt"), _group("94,000", "002.txt"))  # one article: no conflict
+    assert not disagree(_group("three weeks", "002.txt"), _group("80,000", "004.txt"))
+    assert not disagree(_group("Aleppo", "002.txt"), _group("Homs", "004.txt"))  # names are not quantities
 
 
 def test_a_bare_number_counts_in_the_unit_its_passage_or_question_names():
-    from qa.answer import _disagree
     from qa.answer_types import question_shape, question_unit_days
+    from qa.conflicts import disagree
     from qa.types import Source
 
     days = question_unit_days(question_shape("How many days did the battle for Qusayr take?"))
     assert days == 1.0 and question_unit_days(question_shape("How many people died?")) is None
     # "18" for "how many days" is 18 days: it disagrees with "three weeks", agrees with "18 days"
-    assert _disagree(_group("18", "004.txt"), _group("three weeks", "002.txt"), days)
-    assert not _disagree(_group("18", "004.txt"), _group("18 days", "002.txt"), days)
-    assert not _disagree(_group("18", "004.txt"), _group("three weeks", "002.txt"))  # no unit: not comparable
+    assert disagree(_group("18", "004.txt"), _group("three weeks", "002.txt"), days)
+    assert not disagree(_group("18", "004.txt"), _group("18 days", "002.txt"), days)
+    assert not disagree(_group("18", "004.txt"), _group("three weeks", "002.txt"))  # no unit: not comparable
     # "18" read from "an 18-day battle" is 18 days whatever the question counts in (here weeks: not 18 weeks)
     text = "After an 18-day battle, the town fell."
     start = text.index("18")
     from_passage = _group("18", "004.txt")
     from_passage.sources[0] = Source("004.txt", "004", "004.txt#1", text, start, start + 2, start, start + 2)
     weeks = question_unit_days(question_shape("How many weeks did the battle for Qusayr last?"))
-    assert _disagree(from_passage, _group("three weeks", "002.txt"), weeks)
-    assert not _disagree(from_passage, _group("18 days", "002.txt"), weeks)
+    assert disagree(from_passage, _group("three weeks", "002.txt"), weeks)
+    assert not disagree(from_passage, _group("18 days", "002.txt"), weeks)
 
 
 def test_sentence_overlap_is_the_share_of_question_terms_the_sentence_repeats():
