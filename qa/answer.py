@@ -23,17 +23,15 @@ from pathlib import Path
 from qa.answer_types import (
     QUANTITY_KINDS,
     TYPE_FEATURES,
-    durations_in_days,
     list_around,
     list_items,
-    numbers_in,
     question_shape,
     question_unit_days,
     type_features,
 )
 from qa.calibration import Calibration, calibration_for, sides_confidence, sigmoid
 from qa.config import Config
-from qa.conflicts import disagree
+from qa.conflicts import comparable, disagree
 from qa.embed import Encoder
 from qa.errors import ModelLoadError
 from qa.index.lexical import skeleton, tokenize, words
@@ -238,14 +236,12 @@ def _sentences_needed(found: list[tuple[int, Hit, Span, float, tuple[int, int]]]
     may_show = set()
     # The spread has no sentence_dense in it. A candidate is shown with the question's spread or, as a disagreeing
     # side (a span stating a quantity), with its own passage's (answer_from_hits): the larger term bounds both.
-    question_term = calibration.spread_weight * calibration.spread(features)
-    by_passage: dict[str, list[dict[str, float]]] = {}
-    for (_, hit, _, _, _), feats in zip(found, features, strict=True):
-        by_passage.setdefault(hit.passage.passage_id, []).append(feats)
-    passage_term = {pid: calibration.spread_weight * calibration.spread(feats) for pid, feats in by_passage.items()}
-    for i, ((_, hit, span, _, _), feats) in enumerate(zip(found, features, strict=True)):
-        side = bool(numbers_in(span.text) or durations_in_days(span.text))
-        spread_term = max(question_term, passage_term[hit.passage.passage_id]) if side else question_term
+    passage_ids = [hit.passage.passage_id for _, hit, _, _, _ in found]
+    question_spread = calibration.spread(features)
+    passage_spread = _spread_by_passage(calibration, list(zip(passage_ids, features, strict=True)))
+    for i, ((_, _, span, _, _), feats, pid) in enumerate(zip(found, features, passage_ids, strict=True)):
+        spreads = (question_spread, passage_spread[pid]) if comparable(span.text) else (question_spread,)
+        spread_term = max(calibration.spread_weight * spread for spread in spreads)
         z = calibration.bias + spread_term + sum(w * feats[n] for n, w in weights.items() if n != "sentence_dense")
         if sigmoid(z + bound) >= config.suggestion_min_confidence:
             may_show.add(i)
@@ -346,9 +342,10 @@ def answer_from_hits(
     if not ranked:
         return AnswerSet([], True, False, [])
     best = ranked[0]
-    quantity = bool(durations_in_days(best.text) or numbers_in(best.text))
+    shape = question_shape(question)
+    quantity = comparable(best.text)
     unsure = best.confidence < calibration.abstain_threshold
-    if unsure and not (quantity and question_shape(question).kind in QUANTITY_KINDS
+    if unsure and not (quantity and shape.kind in QUANTITY_KINDS
                        and best.confidence >= config.suggestion_min_confidence):
         return _abstention(ranked, k, config)
 
@@ -363,24 +360,24 @@ def answer_from_hits(
                            first_rank=len(hits) + 1)
         # Rivals are scored among the question's own candidates (its spread), not among themselves.
         pool += [g for g in _grouped(calibration, extra, spread) if answer_key(g.text) not in known]
-    unit_days = question_unit_days(question_shape(question))  # "how many days": "18" is 18 days
+    unit_days = question_unit_days(shape)  # "how many days": "18" is 18 days
     # A rival is judged, and shown, as the answer of its own passage (the spread of that passage's candidates
     # alone): among all the question's candidates it is by construction not the best, and their spread would
     # hide it.
-    alone = _spread_by_passage(calibration, found + extra)
-    own = {id(g): calibration.confidence(g.features, alone[g.sources[0].passage_id]) for g in pool}
+    alone = _spread_by_passage(calibration, [(c.hit.passage.passage_id, c.features) for c in found + extra])
+    own = {g: calibration.confidence(g.features, alone[g.sources[0].passage_id]) for g in pool}  # groups: by identity
     rivals = [
         g for g in pool
-        if g.features["margin"] > 0 and disagree(best, g, unit_days) and own[id(g)] >= config.suggestion_min_confidence
+        if g.features["margin"] > 0 and disagree(best, g, unit_days) and own[g] >= config.suggestion_min_confidence
     ]
-    if unsure and sides_confidence([best.confidence, *(own[id(g)] for g in rivals)]) < calibration.abstain_threshold:
+    if unsure and sides_confidence([best.confidence, *(own[g] for g in rivals)]) < calibration.abstain_threshold:
         return _abstention(ranked, k, config)
     # The disagreeing sides right after the best answer, then the other answers shown.
     others = [g for g in ranked[1:k] if g.confidence >= config.suggestion_min_confidence and g not in rivals]
     chosen = [best, *rivals, *others]
     rival_indexes = tuple(n for n, g in enumerate(chosen) if g in rivals)
     answers = [
-        _answer(g, rival_indexes) if g is best else _answer(g, (0,), own[id(g)]) if g in rivals else _answer(g)
+        _answer(g, rival_indexes) if g is best else _answer(g, (0,), own[g]) if g in rivals else _answer(g)
         for g in chosen
     ]
     return AnswerSet(answers, False, bool(rivals), [])
@@ -392,11 +389,12 @@ def _abstention(ranked: list[_Group], k: int, config: Config) -> AnswerSet:
     return AnswerSet([], True, False, shown)
 
 
-def _spread_by_passage(calibration: Calibration, found: list[Candidate]) -> dict[str, float]:
-    """Calibration.spread of each read passage's candidates alone, by passage id."""
+def _spread_by_passage(calibration: Calibration, found: list[tuple[str, dict[str, float]]]) -> dict[str, float]:
+    """Calibration.spread of each read passage's candidates alone, by passage id (``found``: passage id and
+    features of each candidate)."""
     by_passage: dict[str, list[dict[str, float]]] = {}
-    for c in found:
-        by_passage.setdefault(c.hit.passage.passage_id, []).append(c.features)
+    for passage_id, features in found:
+        by_passage.setdefault(passage_id, []).append(features)
     return {pid: calibration.spread(feats) for pid, feats in by_passage.items()}
 
 

@@ -26,6 +26,11 @@ class Stated(Protocol):
     def sources(self) -> Sequence[Source]: ...
 
 
+def comparable(text: str) -> bool:
+    """Does ``text`` state a number or a duration: the only answers :func:`disagree` can find at odds."""
+    return bool(numbers_in(text) or durations_in_days(text))
+
+
 def disagree(a: Stated, b: Stated, unit_days: float | None = None) -> bool:
     """Answers from different articles that state different quantities ("18 days" vs "three weeks", 80,000 vs
     94,000): durations are compared in days, counts as numbers (qa.answer_types); a bare number counts in the
