@@ -129,10 +129,7 @@ def _print_response(res, as_json: bool) -> None:
             # Shown as what it is: the best candidate, below the abstention threshold (still an abstention).
             best, others = res.suggestions[0], res.suggestions[1:]
             print(f"Low-confidence answer ({best.confidence:.2f}): {one_line(best.text)}")
-            for src in best.sources:
-                print(f"     {_source_line(src)}")
-                a, b = sentence_around(src.passage_text, src.start, src.end)
-                print(f"     “{one_line(src.passage_text[a:b], 300)}”")
+            _print_sources(best)
             print("The articles may not answer this: no passage gives a confident answer.")
         elif res.on_topic:
             print("No confident answer: the articles do not clearly answer this.")
@@ -153,12 +150,24 @@ def _print_response(res, as_json: bool) -> None:
         return
     if res.conflict:
         print("Sources disagree:")
+    sides = res.conflict  # a conflict response lists its sides first (qa.answer.answer_from_hits)
     for i, ans in enumerate(res.answers, start=1):
-        flag = "  [conflicts]" if ans.conflicts_with else ""
+        if sides and not ans.conflicts_with:
+            print("Other answers:")  # not a side of the disagreement, only a weaker candidate
+            sides = False
+        flag = f"  [disagrees with {', '.join(str(j + 1) for j in ans.conflicts_with)}]" if ans.conflicts_with else ""
         print(f"{i}. {one_line(ans.text)}  (confidence {ans.confidence:.2f}){flag}")
-        for src in ans.sources:
-            print(f"     {_source_line(src)}")
+        _print_sources(ans)
     print(f"({res.timings_ms.get('total', 0):.0f} ms)")
+
+
+def _print_sources(ans) -> None:
+    """Every source of an answer, the first with the sentence it was read in: a reader checks an answer there."""
+    for n, src in enumerate(ans.sources):
+        print(f"     {_source_line(src)}")
+        if n == 0:
+            a, b = sentence_around(src.passage_text, src.start, src.end)
+            print(f"     “{one_line(src.passage_text[a:b], 300)}”")
 
 
 def _source_line(src) -> str:

@@ -67,6 +67,10 @@ def test_ask_prints_answers_and_nothing_else(built):
     assert done.stderr == "", f"stderr is not empty: {done.stderr[:2000]!r}"
     assert not NOISE.search(done.stdout), done.stdout
     assert "Saudi Arabia" in done.stdout
+    # The README shows this output: it must stay what `qa ask` prints (all but the timing line).
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    example = readme.split('$ qa ask "Who backed the rebels?"\n', 1)[1].split("```", 1)[0].splitlines()
+    assert example and done.stdout.splitlines()[:-1] == example, done.stdout
 
 
 @pytest.mark.slow
@@ -185,6 +189,31 @@ def test_an_abstention_says_which_of_its_three_cases_it_is(capsys):
     assert printed["off"][:3] == ["Nothing in the articles is about this.", "Low-confidence candidates:",
                                   "  ? Qatar and Turkey  (confidence 0.21) — A — a.txt"]
     assert all("Low-confidence answer" not in line for name in ("none", "off") for line in printed[name])
+
+
+def test_an_answer_shows_the_sentence_it_was_read_in_and_a_conflict_its_sides_first(capsys):
+    """Each answer's first source is followed by its sentence; in a conflict, the answers that are not a side
+    of the disagreement come under "Other answers:" (not listed as if they disagreed too)."""
+    text = "The battle lasted three weeks. Others said 18 days. It was a single battle."
+    passage = Passage("a.txt#0", "a.txt", "A", text, 0, len(text))
+
+    def answer(span: str, confidence: float, conflicts: tuple[int, ...] = ()) -> Answer:
+        start = text.index(span)
+        src = Source("a.txt", "A", "a.txt#0", text, start, start + len(span), start, start + len(span))
+        return Answer(span, confidence, (src,), conflicts_with=conflicts)
+
+    answers = [answer("three weeks", 0.15, (1,)), answer("18 days", 0.36, (0,)), answer("single", 0.09)]
+    _print_response(Response("How long?", answers, False, [Hit(passage, 1.0)], conflict=True,
+                             timings_ms={"total": 5.0}), as_json=False)
+    assert capsys.readouterr().out.splitlines() == [
+        "Sources disagree:",
+        "1. three weeks  (confidence 0.15)  [disagrees with 2]", "     A — a.txt [18:29]",
+        "     “The battle lasted three weeks.”",
+        "2. 18 days  (confidence 0.36)  [disagrees with 1]", "     A — a.txt [43:50]", "     “Others said 18 days.”",
+        "Other answers:",
+        "3. single  (confidence 0.09)", "     A — a.txt [61:67]", "     “It was a single battle.”",
+        "(5 ms)",
+    ]
 
 
 @pytest.mark.parametrize(("text", "limit", "expected"), [
