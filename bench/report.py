@@ -34,6 +34,7 @@ DETAILS = (  # (results name, section title)
     ("answer_ablation_spread_1000", "Answer-stage ablation: the candidate spread in the confidence"),
     ("answer_ablation_sides_1000",
      "Answer-stage ablation: the candidate spread shipped, disagreeing sides answered together"),
+    ("answer_ceiling", "The seeds sets with abstention off: what ranking allows"),
     ("answer_ablation_densefix", "Answer-stage ablation: every read passage's dense score; WordNet head-noun types"),
     ("answer_ablation_lists", "Answer-stage ablation: a list of names cut before its end completed"),
     ("answer_ablation_types", "Answer-stage ablation: answer types in the confidence fit"),
