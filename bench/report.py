@@ -43,6 +43,7 @@ DETAILS = (  # (results name, section title)
     ("reader_passages", "What the reader reads: retrieval mode and passages read"),
     ("reader_passages_v3", "What the reader reads, reader v3: retrieval mode and passages read"),
     ("reader_passages_10_1000", "What the reader reads: 10 passages on 1,000 SQuAD open questions"),
+    ("answer_ablation_mode_1000", "What the reader reads: hybrid against BM25 on 1,000 SQuAD open questions"),
     ("reader_windows", "Reader windows"),
     ("index_footprint", "Index build cost, size and memory"),
     ("ask_threads", "Ask latency by reader threading"),
