@@ -350,6 +350,18 @@ def test_the_card_question_is_answered_with_the_three_backers_from_004(live):
     assert top["sources"][0]["doc_id"] == REBELS_DOC
 
 
+def test_the_example_questions_show_an_answer_a_disagreement_a_reason_and_no_answer(live):
+    """The page's example questions are what a new user tries first: each shows what its place in
+    app.EXAMPLES promises, and none is answered with a wrong span (the old third example answered "Syria"
+    to "Which city ...?" at 76%)."""
+    backed, died, why, france = (live.client.predict(q, 3, api_name="/ask") for q in app.EXAMPLES)
+    assert not backed["abstained"] and backed["answers"][0]["text"] == "Saudi Arabia, Qatar and Turkey"
+    assert not died["abstained"] and died["conflict"]
+    assert {a["text"] for a in died["answers"]} >= {"94,000", "80,000"}, [a["text"] for a in died["answers"]]
+    assert not why["abstained"] and "smuggle weapons" in why["answers"][0]["text"], why["answers"][:1]
+    assert france["abstained"] and not france["answers"] and not france["on_topic"]
+
+
 def test_a_question_with_no_words_abstains_with_a_notice(live):
     res = live.client.predict("?!?... ,;:!!", 3, api_name="/ask")
     assert res["abstained"] and res["answers"] == [] and res["notice"].startswith("The question has no words")

@@ -39,10 +39,13 @@ from qa.ui.style import CSS, theme
 # Named rather than __name__: the app's messages have always been "qa.app" in logs and filters.
 log = logging.getLogger("qa.app")
 
+# One of each thing the page shows: an answer, sources that disagree, a reason, no answer. An example answered
+# wrongly teaches a new user to distrust the rest: "Which city are Assad's forces preparing to attack next?"
+# was one, answered "Syria" at 76% (bench/results/answer_ceiling.md).
 EXAMPLES = (
     "Who backed the rebels?",
     "How many people have died in the Syrian conflict?",
-    "Which city are Assad's forces preparing to attack next?",
+    "Why is Qusayr strategically important?",
     "What is the capital of France?",
 )
 MAX_ANSWERS = 5
