@@ -18,7 +18,7 @@ import time
 
 from common import REPO, RESULTS, finish_machine_info, machine_info, machine_md, offline_env, write_results
 
-SETS = ("dev", "probe", "holdout")
+SETS = ("dev", "probe", "holdout", "holdout2")
 METRICS = ("answer@1", "answer@3", "source@1", "false_abstain", "abstain_accuracy")
 
 
