@@ -296,3 +296,38 @@ def test_seeds_quality_gate(cli_eval):
                          for f in results["failures"])
     assert not worse, (f"seeds metrics worse than {BASELINE.name} (now, baseline): {worse}\n"
                        f"questions with problems:\n{failures}\nall metrics now:\n{now}")
+
+
+# ------------------------------------------------------------------------------------- the seeds question sets
+
+def _plain(text: str) -> str:
+    """SQuAD normalisation, with typographic quotes and dashes dropped too (the articles use them)."""
+    from qa.metrics import normalize_answer
+
+    return normalize_answer(text.translate({ord(c): None for c in "\u2018\u2019\u201c\u201d"})
+                            .translate({ord(c): " " for c in "\u2013\u2014"}))
+
+
+@pytest.mark.parametrize("gold_file", sorted((REPO / "eval").glob("seeds_qa_*.jsonl")), ids=lambda p: p.stem)
+def test_every_seeds_question_set_is_well_formed_and_its_answers_are_in_their_files(gold_file):
+    """A gold answer that is not in the file it cites, or a must-abstain question with an answer, makes every
+    figure measured on the set wrong without any error: each set is checked against the articles themselves."""
+    from qa.evaluate import ANSWERABLE, MUST_ABSTAIN
+
+    texts = {name: _plain((SEEDS / name).read_text(encoding="utf-8")) for name in SEED_FILES}
+    rows = [json.loads(line) for line in gold_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert rows and len({r["id"] for r in rows}) == len(rows)
+    for r in rows:
+        assert r["kind"] in (*ANSWERABLE, *MUST_ABSTAIN), r
+        if r["kind"] in MUST_ABSTAIN:
+            assert r["answers"] == [] and r["docs"] == [], r["id"]
+            continue
+        assert r["answers"] and r["docs"] and set(r["docs"]) <= set(SEED_FILES), r["id"]
+        for doc in r["docs"]:  # every cited file states one of the answers
+            assert any(_plain(a) in texts[doc] for a in r["answers"]), (r["id"], doc)
+        if r["kind"] == "conflict":
+            assert len(r["sides"]) >= 2, r["id"]
+            for side in r["sides"]:  # each side's files state one of its answers
+                assert side["answers"] and set(side["docs"]) <= set(r["docs"]), r["id"]
+                for doc in side["docs"]:
+                    assert any(_plain(a) in texts[doc] for a in side["answers"]), (r["id"], doc)
