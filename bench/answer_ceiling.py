@@ -33,15 +33,16 @@ def main() -> None:
 
     info, started = machine_info(), time.perf_counter()
     shipped = Pipeline.load(args.seeds_index)
-    variants = {"shipped (threshold %.2f)": shipped, "abstention off": shipped.with_config(abstain_threshold=0.0)}
+    threshold = answer_calibration(shipped.config).abstain_threshold
+    stages = [(f"shipped (threshold {threshold:.2f})", shipped),
+              ("abstention off", shipped.with_config(abstain_threshold=0.0))]
     rows = []
-    for label, pipeline in variants.items():
-        threshold = answer_calibration(pipeline.config).abstain_threshold
+    for label, pipeline in stages:
         for name in SETS:
             report = evaluate_seeds(pipeline, REPO / "eval" / f"seeds_qa_{name}.jsonl")
             answerable = [q for q in report["questions"] if q["answer@1"] is not None]
             rows.append({
-                "stage": label % threshold if "%" in label else label, "set": name, "answerable": len(answerable),
+                "stage": label, "set": name, "answerable": len(answerable),
                 "right@1": sum(q["answer@1"] for q in answerable), "right@3": sum(q["answer@3"] for q in answerable),
                 **{m: report["overall"].get(m) for m in METRICS},
             })

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from qa.evaluate import (
+    ANSWERABLE,
     DEFAULT_GOLD,
+    MUST_ABSTAIN,
     SEED_METRICS,
     dedupe_docs,
     evaluate_beir,
@@ -26,7 +28,7 @@ from qa.evaluate import (
     spread,
     summarize_seeds,
 )
-from qa.metrics import ndcg_at_k
+from qa.metrics import ndcg_at_k, normalize_answer
 from qa.types import Answer, Hit, Passage, Response, Source
 
 REPO = Path(__file__).resolve().parent.parent
@@ -302,8 +304,6 @@ def test_seeds_quality_gate(cli_eval):
 
 def _plain(text: str) -> str:
     """SQuAD normalisation, with typographic quotes and dashes dropped too (the articles use them)."""
-    from qa.metrics import normalize_answer
-
     return normalize_answer(text.translate({ord(c): None for c in "\u2018\u2019\u201c\u201d"})
                             .translate({ord(c): " " for c in "\u2013\u2014"}))
 
@@ -312,8 +312,6 @@ def _plain(text: str) -> str:
 def test_every_seeds_question_set_is_well_formed_and_its_answers_are_in_their_files(gold_file):
     """A gold answer that is not in the file it cites, or a must-abstain question with an answer, makes every
     figure measured on the set wrong without any error: each set is checked against the articles themselves."""
-    from qa.evaluate import ANSWERABLE, MUST_ABSTAIN
-
     texts = {name: _plain((SEEDS / name).read_text(encoding="utf-8")) for name in SEED_FILES}
     rows = [json.loads(line) for line in gold_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert rows and len({r["id"] for r in rows}) == len(rows)
